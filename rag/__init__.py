@@ -1,0 +1,3 @@
+"""localrag: private, local-first semantic search and grounded question answering."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,148 @@
+"""The `rag` command line: ingest, search, status (and ask, serve, workflow, eval)."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError, load_config
+
+# Exit codes (documented in README.md)
+OK, FILES_FAILED, USAGE, LOCKED, UNAVAILABLE = 0, 1, 2, 3, 4
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Private, local-first semantic search and question answering.")
+console = Console(stderr=True)
+out = Console()
+state = {"config": None}
+
+
+def config():
+    """The loaded config; an invalid one stops here with exit code 2 and a message naming the key."""
+    try:
+        return load_config(state["config"])
+    except ConfigError as error:
+        console.print(f"[red]config error:[/red] {error}", markup=True, highlight=False)
+        raise typer.Exit(USAGE) from None
+
+
+def emit(data):
+    out.print_json(json.dumps(data, default=str))
+
+
+@app.callback()
+def main_options(
+    config_path: Path = typer.Option(None, "--config", "-c", envvar="RAG_CONFIG", help="Path to config.yml (default ./config.yml)."),
+):
+    state["config"] = config_path
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(None, help="Only these files or folders (default: every configured source)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Start from scratch: re-embed everything."),
+    strict: bool = typer.Option(False, "--strict", help="If any file fails, write nothing and exit 1."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+):
+    """Sync documents into the index: only new or changed files are embedded; removed ones are deleted."""
+    from .ingest import Ingestor, StrictFailure
+    from .progress import IngestBar
+    from .store import IndexLocked
+
+    settings = config()
+    bar = IngestBar(console, enabled=not as_json and console.is_terminal)
+    try:
+        with bar:
+            report = Ingestor(settings, bar).run(paths or None, rebuild=rebuild, strict=strict)
+    except IndexLocked as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(LOCKED) from None
+    except StrictFailure as error:
+        report = error.report
+        show_failures(report)
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(FILES_FAILED) from None
+
+    if as_json:
+        emit(report.to_dict())
+    else:
+        show_failures(report)
+        counts = report.counts()
+        console.print(
+            f"added {counts['added']}, updated {counts['updated']}, removed {counts['removed']}, "
+            f"unchanged {counts['unchanged']}, failed {counts['failed']}, skipped {counts['skipped']} · "
+            f"{report.chunks_added} chunks embedded, {report.chunks_removed} deleted · "
+            f"{report.documents} documents, {report.chunks} chunks in index · {report.seconds:.1f}s"
+            + (" · rebuilt" if report.rebuilt else "")
+        )
+    raise typer.Exit(FILES_FAILED if report.failed else OK)
+
+
+def show_failures(report):
+    for item in report.failed:
+        console.print(f"[red]failed[/red]  {item['source']}:{item['path']}: {item['reason']}", highlight=False)
+    for item in report.skipped:
+        console.print(f"[yellow]skipped[/yellow] {item['path']}: {item['reason']}", highlight=False)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    limit: int = typer.Option(None, "--limit", "-n", help="Number of passages (default from config)."),
+    mode: str = typer.Option(None, "--mode", "-m", help="hybrid | dense | keyword (default from config)."),
+    where: str = typer.Option(None, "--where", "-w", help="SQL filter on metadata, e.g. \"filetype = 'pdf'\"."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+):
+    """Search the index: ranked passages with score, source, page, heading and a snippet."""
+    from .search import Searcher, SearchError
+
+    searcher = Searcher(config())
+    try:
+        hits = searcher.search(query, limit=limit, mode=mode, where=where)
+    except SearchError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(USAGE) from None
+    if as_json:
+        emit([hit.to_dict() for hit in hits])
+        return
+    if not hits:
+        console.print("no results")
+        return
+    table = Table(show_lines=True)
+    for column in ("#", "score", "source", "passage"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.label, hit.snippet())
+    out.print(table)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print status as JSON.")):
+    """Index name, model, documents, chunks, size on disk, last ingest (and the LLM backend)."""
+    from .search import status as index_status
+
+    settings = config()
+    info = index_status(settings)
+    if as_json:
+        emit(info)
+        return
+    for key, value in info.items():
+        out.print(f"{key:>12}: {value}", highlight=False)
+
+
+def main():
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

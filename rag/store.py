@@ -1,0 +1,177 @@
+"""Versioned, crash-safe storage of an index directory with a single-writer lock.
+
+Layout of indexes/<name>/:
+
+    CURRENT             name of the live version, replaced atomically (write aside, fsync, rename)
+    versions/v-<stamp>/ complete, immutable index versions (txtai files + manifest.json)
+    .work-<stamp>/      a version being written; never read, removed by the next writer
+    .lock               held (flock) by the one writer
+
+Readers only ever open a complete version named by CURRENT, so a writer killed at any moment
+leaves the previous version live. Writers never modify a published version: they copy it aside,
+change the copy and publish it as a new version.
+"""
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+POINTER = "CURRENT"
+VERSIONS = "versions"
+LOCK = ".lock"
+WORK_PREFIX = ".work-"
+
+
+class IndexLocked(Exception):
+    """Another writer holds the index lock."""
+
+
+class Store:
+    """Directory of index versions with an atomic CURRENT pointer."""
+
+    def __init__(self, path: Path, keep: int = 2):
+        self.path = Path(path)
+        self.keep = keep
+
+    # ---- reading -------------------------------------------------------
+
+    def current(self) -> Path | None:
+        """Path of the live version, or None when nothing has been published."""
+        try:
+            name = (self.path / POINTER).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        version = self.path / VERSIONS / name
+        return version if (version / "manifest.json").exists() else self.newest()
+
+    def newest(self) -> Path | None:
+        """Newest complete version (fallback when the pointer names a missing version)."""
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def versions(self) -> list[Path]:
+        folder = self.path / VERSIONS
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "manifest.json").exists())
+
+    def stamp(self) -> str | None:
+        """Identifies the live version; changes whenever a new version is published."""
+        current = self.current()
+        return current.name if current else None
+
+    # ---- writing -------------------------------------------------------
+
+    @contextmanager
+    def lock(self):
+        """Holds the single-writer lock; raises IndexLocked at once if another writer has it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise IndexLocked(
+                    f"index {self.path} is being written by another process ({holder}); "
+                    "wait for it to finish and try again"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.flush()
+            self.cleanup()
+            yield self
+        finally:
+            handle.close()
+
+    def workdir(self, copy_current: bool = True) -> Path:
+        """Creates a private working copy of the live version (or an empty folder). Needs the lock."""
+        work = self.path / f"{WORK_PREFIX}{newstamp()}"
+        current = self.current()
+        if copy_current and current:
+            shutil.copytree(current, work)
+        else:
+            work.mkdir(parents=True)
+        return work
+
+    def publish(self, work: Path, manifest: dict) -> Path:
+        """Writes the manifest, fsyncs the work folder and makes it the live version atomically."""
+        write_json(work / "manifest.json", manifest)
+        fsync_tree(work)
+
+        versions = self.path / VERSIONS
+        versions.mkdir(exist_ok=True)
+        version = versions / f"v-{newstamp()}"
+        os.rename(work, version)
+        fsync_dir(versions)
+
+        pointer = self.path / f"{POINTER}.tmp"
+        with open(pointer, "w", encoding="utf-8") as handle:
+            handle.write(version.name)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(pointer, self.path / POINTER)
+        fsync_dir(self.path)
+
+        self.prune()
+        return version
+
+    def cleanup(self):
+        """Removes work folders left by a killed writer. Needs the lock."""
+        for work in self.path.glob(f"{WORK_PREFIX}*"):
+            shutil.rmtree(work, ignore_errors=True)
+        (self.path / f"{POINTER}.tmp").unlink(missing_ok=True)
+
+    def prune(self):
+        """Keeps the newest `keep` versions; readers of an older one keep their open files."""
+        current = self.current()
+        for version in self.versions()[: -self.keep]:
+            if version != current:
+                shutil.rmtree(version, ignore_errors=True)
+
+    def destroy(self):
+        """Removes every version (used by --rebuild before publishing a fresh one is not needed)."""
+        shutil.rmtree(self.path / VERSIONS, ignore_errors=True)
+        (self.path / POINTER).unlink(missing_ok=True)
+
+
+def newstamp() -> str:
+    """Sortable, unique version stamp."""
+    return f"{time.time_ns():020d}-{os.getpid()}"
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, data: dict):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def fsync_tree(path: Path):
+    """fsyncs every file and folder under path."""
+    for folder, _, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(folder))
+
+
+def fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a throwaway config with its own documents folder and index."""
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(folder: Path, extra: str = "") -> Path:
+    """A config.yml in folder: source docs/ and index in indexes/, both inside folder."""
+    config = folder / "config.yml"
+    config.write_text(
+        textwrap.dedent(
+            """\
+            index:
+              name: test
+              path: indexes
+            ingest:
+              sources:
+                - name: docs
+                  path: docs
+              chunking:
+                max_tokens: 120
+                overlap: 16
+            llm:
+              provider: embedded
+            """
+        )
+        + textwrap.dedent(extra),
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """tmp folder with docs/ (three small Markdown files) and a config.yml."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "install.md").write_text(
+        "# Installation\n\nRun make demo to install localrag on a fresh machine.\n\n"
+        "## Requirements\n\nPython 3.11 or newer is required.\n",
+        encoding="utf-8",
+    )
+    (docs / "backup.md").write_text(
+        "# Backups\n\nCopy the indexes folder to back up every index. Restores are a copy back.\n", encoding="utf-8"
+    )
+    (docs / "notes.txt").write_text("The giraffe is the tallest living terrestrial animal.\n", encoding="utf-8")
+    write_config(tmp_path)
+    return tmp_path

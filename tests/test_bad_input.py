@@ -1,0 +1,80 @@
+"""The bad-input matrix: each bad file is reported with its reason and skipped; the rest is ingested."""
+
+import json
+import os
+import sys
+
+import pytest
+from pypdf import PdfWriter
+from typer.testing import CliRunner
+
+from rag.cli import app
+from rag.config import load_config
+from rag.search import Searcher
+
+
+@pytest.fixture
+def messy(workspace, tmp_path_factory):
+    docs = workspace / "docs"
+    (docs / "corrupt.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage truncated")
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    writer.encrypt("secret")
+    with open(docs / "encrypted.pdf", "wb") as handle:
+        writer.write(handle)
+    (docs / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    (docs / "empty.md").write_text("")
+    (docs / "huge.md").write_text("# Big\n\n" + "word " * 5000)
+    (docs / "latin1.txt").write_bytes("Le café de la gare ouvre à sept heures précises.".encode("cp1252"))
+    outside = tmp_path_factory.mktemp("outside") / "secret.md"
+    outside.write_text("# Secret\n\nThis file lives outside the source root.\n")
+    os.symlink(outside, docs / "escape.md")
+    text = (workspace / "config.yml").read_text().replace("  chunking:", "  max_file_size: 10KB\n  chunking:")
+    (workspace / "config.yml").write_text(text)
+    return workspace
+
+
+def test_each_bad_file_is_reported_and_the_rest_ingested(messy):
+    result = CliRunner().invoke(app, ["--config", str(messy / "config.yml"), "ingest", "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    reasons = {item["path"]: item["reason"] for item in report["failed"]}
+    assert reasons["corrupt.pdf"].startswith("corrupt PDF")
+    assert reasons["encrypted.pdf"] == "encrypted PDF"
+    assert reasons["binary.txt"] == "binary content"
+    assert reasons["empty.md"] == "empty file"
+    assert reasons["huge.md"].startswith("file too large")
+    assert len(reasons) == 5
+    skipped = {os.path.basename(item["path"]): item["reason"] for item in report["skipped"]}
+    assert "symlink leaves the source root" in skipped["escape.md"]
+    assert sorted(report["added"]) == ["docs:backup.md", "docs:install.md", "docs:latin1.txt", "docs:notes.txt"]
+
+    hits = Searcher(load_config(messy / "config.yml")).search("café gare sept heures", mode="keyword")
+    assert hits and hits[0].source == "latin1.txt" and "café" in hits[0].text
+    assert not Searcher(load_config(messy / "config.yml")).search("outside the source root", mode="keyword")
+
+
+def test_failed_files_are_retried_and_a_broken_update_keeps_the_old_version(messy):
+    runner = CliRunner()
+    runner.invoke(app, ["--config", str(messy / "config.yml"), "ingest"])
+    (messy / "docs" / "install.md").write_bytes(b"\x00\x01\x02 binary now")
+    result = runner.invoke(app, ["--config", str(messy / "config.yml"), "ingest", "--json"])
+    report = json.loads(result.stdout)
+    assert {"path": "install.md", "source": "docs", "reason": "binary content"} in report["failed"]
+    hits = Searcher(load_config(messy / "config.yml")).search("make demo fresh machine", mode="keyword")
+    assert hits and hits[0].source == "install.md", "the last good version of a broken file was lost"
+
+
+def test_strict_writes_nothing(messy):
+    result = CliRunner().invoke(app, ["--config", str(messy / "config.yml"), "ingest", "--strict"])
+    assert result.exit_code == 1 and "--strict" in result.output
+    assert not (messy / "indexes" / "test" / "CURRENT").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(workspace):
+    secret = workspace / "docs" / "locked.md"
+    secret.write_text("# Locked\n")
+    secret.chmod(0)
+    result = CliRunner().invoke(app, ["--config", str(workspace / "config.yml"), "ingest", "--json"])
+    assert {"path": "locked.md", "source": "docs", "reason": "permission denied"} in json.loads(result.stdout)["failed"]
