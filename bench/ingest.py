@@ -77,7 +77,7 @@ def main():
 
         current = Store(config.index_dir).current()
         with sqlite3.connect(current / "documents") as db:
-            rows = db.execute("select text, json_extract(data, '$.tokens') from sections").fetchall()
+            rows = db.execute("select s.text, json_extract(d.data, '$.tokens') from sections s join documents d on d.id = s.id").fetchall()
         texts = [text for text, _ in rows]
         tokens = sum(int(t or 0) for _, t in rows)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .chunker import Chunker
 from .config import Config
 from .index import open_embeddings, save_embeddings
-from .loaders import LoadError, load_file
+from .loaders import LoadError, check_size, load_file
 from .sources import Source, SourceFile, scan
 from .store import Store, read_json
 
@@ -78,6 +78,17 @@ def chunk_id(document: str, index: int) -> str:
     return f"{document}#{index:04d}"
 
 
+def read(path: Path, limit: int) -> bytes:
+    """The file's bytes; LoadError when too large (checked before reading) or unreadable."""
+    try:
+        check_size(path.stat().st_size, limit)
+        return path.read_bytes()
+    except PermissionError:
+        raise LoadError("permission denied") from None
+    except OSError as error:
+        raise LoadError(error.strerror or str(error)) from None
+
+
 def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -138,16 +149,9 @@ class Ingestor:
         for entry in files:
             seen.add(entry.document)
             try:
-                size = entry.path.stat().st_size
-                if size > limit:
-                    raise LoadError(f"file too large ({size / 1e6:.1f} MB > {limit / 1e6:.1f} MB)")
-                data = entry.path.read_bytes()
+                data = read(entry.path, limit)
             except LoadError as error:
                 report.failed.append({"path": entry.relpath, "source": entry.source.name, "reason": error.reason})
-                continue
-            except OSError as error:
-                reason = "permission denied" if isinstance(error, PermissionError) else error.strerror or str(error)
-                report.failed.append({"path": entry.relpath, "source": entry.source.name, "reason": reason})
                 continue
             digest = file_hash(data)
             known = documents.get(entry.document)
@@ -170,7 +174,9 @@ class Ingestor:
         for entry, digest in pending:
             self.progress.file(entry.relpath)
             try:
-                loaded = load_file(entry.path, self.config.ingest.max_file_size)
+                data = read(entry.path, self.config.ingest.max_file_size)
+                digest = file_hash(data)
+                loaded = load_file(entry.path, self.config.ingest.max_file_size, data=data)
                 chunks = chunker(loaded.title, loaded.sections)
                 if not chunks:
                     raise LoadError("no text")

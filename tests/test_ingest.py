@@ -18,7 +18,7 @@ def chunk_rows(workspace):
     config = load_config(workspace / "config.yml")
     current = Store(config.index_dir).current()
     with sqlite3.connect(current / "documents") as db:
-        return db.execute("select id, json_extract(data, '$.document') from sections").fetchall()
+        return db.execute("select s.id, json_extract(d.data, '$.document') from sections s join documents d on d.id = s.id").fetchall()
 
 
 def test_first_ingest_adds_every_file(workspace):
