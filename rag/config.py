@@ -92,6 +92,7 @@ class ChunkConfig(Strict):
 
 class IngestConfig(Strict):
     sources: list[SourceConfig] = []
+    uploads: Path = Path("uploads")  # files uploaded over the API; always ingested as source "uploads"
     chunking: ChunkConfig = ChunkConfig()
     max_file_size: int = 20 * 1024 * 1024
     follow_symlinks: bool = True
@@ -116,7 +117,6 @@ class ApiConfig(Strict):
     workers: int = Field(1, ge=1)
     api_keys: dict[str, Any] = {}
     cors_origins: list[str] = []
-    uploads: str = "uploads"
     max_upload_size: int = 25 * 1024 * 1024
     max_question_length: int = Field(2000, ge=1)
 

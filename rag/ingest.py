@@ -19,6 +19,7 @@ from .sources import Source, SourceFile, scan
 from .store import Store, read_json
 
 MANIFEST_VERSION = 1
+UPLOADS = "uploads"
 
 
 class StrictFailure(Exception):
@@ -104,9 +105,36 @@ class Ingestor:
         self.chunking = config.ingest.chunking
 
     def sources(self) -> list[Source]:
-        return [
+        """Configured sources plus the uploads folder (source "uploads") when it exists."""
+        sources = [
             Source(s.name, self.config.resolve(s.path), tuple(s.include), tuple(s.exclude)) for s in self.config.ingest.sources
         ]
+        uploads = self.config.resolve(self.config.ingest.uploads)
+        if uploads.is_dir() and all(s.name != UPLOADS for s in sources):
+            sources.append(Source(UPLOADS, uploads))
+        return sources
+
+    def remove(self, documents: list[str]) -> Report:
+        """Deletes documents' chunks from the index without re-embedding anything."""
+        report = Report()
+        with self.store.lock():
+            current = self.store.current()
+            manifest = read_json(current / "manifest.json") if current else {"documents": {}}
+            known = manifest["documents"]
+            report.removed = [d for d in documents if d in known]
+            if report.removed:
+                stale = [chunk_id(d, i) for d in report.removed for i in range(known.pop(d)["chunks"])]
+                work = self.store.workdir()
+                embeddings = open_embeddings(work, self.settings)
+                report.chunks_removed = len(embeddings.delete(stale))
+                save_embeddings(embeddings, work)
+                embeddings.close()
+                manifest["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                self.store.publish(work, manifest)
+            report.documents = len(known)
+            report.chunks = sum(d["chunks"] for d in known.values())
+            report.version = self.store.stamp()
+        return report
 
     def fingerprint(self) -> dict:
         """Settings that change every vector or chunk: a change forces a rebuild."""
