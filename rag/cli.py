@@ -193,6 +193,56 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print status as J
         out.print(f"{key:>12}: {value}", highlight=False)
 
 
+@app.command(name="eval")
+def evaluate(
+    dataset: Path = typer.Argument(None, help="BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."),
+    qrels: str = typer.Option("dev", "--qrels", help="Which qrels/<NAME>.tsv to score against."),
+    mode: list[str] = typer.Option(None, "--mode", "-m", help="Search modes to score (default: hybrid, dense, keyword)."),
+    answers: Path = typer.Option(None, "--answers", help="JSONL questions about the indexed documents: score the answers."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+):
+    """Retrieval quality on a BEIR dataset (nDCG@10, Recall@10/100, MRR@10, latency), or answer quality."""
+    from .progress import IngestBar
+
+    settings = config()
+    if not dataset and not answers:
+        console.print("[red]error:[/red] give a DATASET folder, --answers FILE, or both")
+        raise typer.Exit(USAGE)
+    results = {}
+    if dataset:
+        from .beir import evaluate_dataset
+
+        if not (dataset / "corpus.jsonl").exists() or not (dataset / "qrels" / f"{qrels}.tsv").exists():
+            console.print(f"[red]error:[/red] {dataset} is not a BEIR folder with corpus.jsonl and qrels/{qrels}.tsv")
+            raise typer.Exit(USAGE)
+        with IngestBar(console, enabled=not as_json and console.is_terminal) as bar:
+            results["retrieval"] = evaluate_dataset(settings, dataset, qrels, tuple(mode or ("hybrid", "dense", "keyword")), progress=bar)
+    if answers:
+        from .answer_eval import evaluate_answers
+        from .service import LocalRAG
+
+        results["answers"] = evaluate_answers(LocalRAG(settings), answers)
+    if as_json:
+        emit(results)
+        return
+    if "retrieval" in results:
+        retrieval = results["retrieval"]
+        table = Table(title=f"{retrieval['dataset']} ({retrieval['documents']} documents, {retrieval['queries']} queries, {retrieval['chunks']} chunks)")
+        metrics = list(next(iter(retrieval["modes"].values())))
+        table.add_column("mode")
+        for name in metrics:
+            table.add_column(name, justify="right")
+        for name, values in retrieval["modes"].items():
+            table.add_row(name, *(f"{values[m]:.4f}" if "latency" not in m else f"{values[m]:.1f}" for m in metrics))
+        out.print(table)
+    if "answers" in results:
+        for row in results["answers"]["results"]:
+            mark = "ok " if row.get("facts_hit") or (not row["answerable"] and row["refused"]) else "-- "
+            out.print(f"{mark} {row['question']}\n     {row['answer'][:160]}", markup=False, highlight=False)
+        for key, value in results["answers"]["summary"].items():
+            out.print(f"{key:>24}: {value}", highlight=False)
+
+
 def llm_status(settings) -> dict:
     """Which LLM backend is active and why (probes Ollama when provider is auto)."""
     from .llm.errors import LLMError
@@ -203,6 +253,9 @@ def llm_status(settings) -> dict:
         return {"backend": llm.name, "model": llm.model, "reason": llm.reason}
     except LLMError as error:
         return {"backend": None, "error": str(error)}
+
+
+from . import workflow_cli  # noqa: E402,F401  (registers `rag workflow`)
 
 
 def main():
