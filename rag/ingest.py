@@ -124,13 +124,7 @@ class Ingestor:
             report.removed = [d for d in documents if d in known]
             if report.removed:
                 stale = [chunk_id(d, i) for d in report.removed for i in range(known.pop(d)["chunks"])]
-                work = self.store.workdir()
-                embeddings = open_embeddings(work, self.settings)
-                report.chunks_removed = len(embeddings.delete(stale))
-                save_embeddings(embeddings, work)
-                embeddings.close()
-                manifest["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                self.store.publish(work, manifest)
+                report.chunks_removed = self.apply(manifest, stale, [])
             report.documents = len(known)
             report.chunks = sum(d["chunks"] for d in known.values())
             report.version = self.store.stamp()
@@ -236,19 +230,49 @@ class Ingestor:
         for document in report.removed:
             stale.extend(chunk_id(document, i) for i in range(documents.pop(document)["chunks"]))
 
+        manifest = {"version": MANIFEST_VERSION, "fingerprint": self.fingerprint(), "documents": documents}
+        report.chunks_removed = self.apply(manifest, stale, rows, rebuild)
+        report.chunks_added = len(rows)
+
+    def apply(self, manifest: dict, stale: list[str], rows: list, rebuild: bool = False) -> int:
+        """Publishes one new version: the live one (or nothing, with rebuild) minus the stale
+        chunk ids plus the upserted rows, with manifest. Needs the lock. Returns chunks deleted."""
         work = self.store.workdir(copy_current=not rebuild)
         embeddings = open_embeddings(work, self.settings)
-        if stale:
-            report.chunks_removed = len(embeddings.delete(stale))
+        removed = len(embeddings.delete(stale)) if stale else 0
         if rows:
             self.progress.embedding(len(rows))
             embeddings.upsert(self.stream(rows))
-            report.chunks_added = len(rows)
         save_embeddings(embeddings, work)
         embeddings.close()
-
-        manifest = {"version": MANIFEST_VERSION, "fingerprint": self.fingerprint(), "documents": documents, "updated_at": now}
+        manifest["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.store.publish(work, manifest)
+        return removed
+
+    def upsert(self, rows: list) -> Report:
+        """Writes ready-made chunk rows (id, data) of whole documents, replacing their old chunks."""
+        report = Report()
+        documents = {}
+        for _, data in rows:
+            info = documents.setdefault(data["document"], {"collection": data["collection"], "source": data["source"], "chunks": 0})
+            info.update(hash=data.get("hash"), title=data.get("title"), filetype=data.get("filetype"), ingested_at=data.get("ingested_at"))
+            info["chunks"] = max(info["chunks"], int(data.get("chunk", 0)) + 1)
+        with self.store.lock():
+            current = self.store.current()
+            manifest = read_json(current / "manifest.json") if current else {}
+            if manifest and manifest.get("fingerprint") != self.fingerprint():
+                raise ValueError("the index was built with other model or chunking settings: run `rag ingest --rebuild` first")
+            manifest = {"version": MANIFEST_VERSION, "fingerprint": self.fingerprint(), "documents": {}, **manifest}
+            known = manifest["documents"]
+            for document in documents:
+                (report.updated if document in known else report.added).append(document)
+            stale = [chunk_id(d, i) for d in documents if d in known for i in range(known[d]["chunks"])]
+            known.update(documents)
+            report.chunks_removed = self.apply(manifest, stale, rows)
+            report.chunks_added = len(rows)
+            report.documents, report.chunks = len(known), sum(d["chunks"] for d in known.values())
+            report.version = self.store.stamp()
+        return report
 
     def row(self, entry: SourceFile, digest: str, loaded, number: int, chunk, now: str):
         """(id, data) for txtai: the indexed text plus queryable metadata."""

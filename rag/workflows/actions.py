@@ -432,40 +432,12 @@ ACTIONS: dict[str, type[Action]] = {
 
 
 def write_chunks(service, rows: list, progress):
-    """Upserts (id, data) chunk rows as one new index version and records their documents."""
-    from ..index import open_embeddings, save_embeddings
-    from ..ingest import MANIFEST_VERSION, Ingestor, chunk_id
-    from ..store import read_json
+    """Upserts (id, data) chunk rows as one new index version (Ingestor.upsert) and follows it."""
+    from ..ingest import Ingestor
 
-    ingestor = Ingestor(service.config, progress)
-    documents = {}
-    for _, data in rows:
-        info = documents.setdefault(data["document"], {"collection": data["collection"], "source": data["source"], "chunks": 0})
-        info.update(hash=data.get("hash"), title=data.get("title"), filetype=data.get("filetype"), ingested_at=data.get("ingested_at"))
-        info["chunks"] = max(info["chunks"], int(data.get("chunk", 0)) + 1)
-
-    with ingestor.store.lock():
-        live = ingestor.store.current()
-        manifest = read_json(live / "manifest.json") if live else {}
-        if manifest and manifest.get("fingerprint") != ingestor.fingerprint():
-            raise ValueError("the index was built with other model or chunking settings: run `rag ingest --rebuild` first")
-        manifest = {"version": MANIFEST_VERSION, "fingerprint": ingestor.fingerprint(), "documents": {}, **manifest}
-        known = manifest["documents"]
-        stale = [chunk_id(d, i) for d in documents if d in known for i in range(known[d]["chunks"])]
-
-        work = ingestor.store.workdir()
-        embeddings = open_embeddings(work, ingestor.settings)
-        if stale:
-            embeddings.delete(stale)
-        progress.embedding(len(rows))
-        embeddings.upsert(ingestor.stream(rows))
-        save_embeddings(embeddings, work)
-        embeddings.close()
-        known.update(documents)
-        manifest["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        ingestor.store.publish(work, manifest)
-    service.searcher.refresh(force=True)
-    logger.info("upsert: %d chunks of %d documents written", len(rows), len(documents))
+    report = Ingestor(service.config, progress).upsert(rows)
+    service.refresh(force=True)
+    logger.info("upsert: %d chunks of %d documents written", len(rows), len(report.added) + len(report.updated))
 
 
 def is_chunk(element) -> bool:
