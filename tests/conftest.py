@@ -54,3 +54,6 @@ def workspace(tmp_path):
     (docs / "notes.txt").write_text("The giraffe is the tallest living terrestrial animal.\n", encoding="utf-8")
     write_config(tmp_path)
     return tmp_path
+
+
+from tests.conftest_llm import *  # noqa: E402,F401,F403  (embedded_llm, ollama_session, ollama_server)
