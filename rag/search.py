@@ -19,8 +19,9 @@ class SearchError(Exception):
 class Searcher:
     """Answers searches from the live index version and follows new versions as they are published.
 
-    Many threads may search at once; a newly published version is loaded aside and swapped in,
-    so searches never wait for an ingest.
+    Thread-safe: txtai Embeddings is not (one SQLite cursor), so searches of one process take
+    turns on a lock, which the swap to a newly published version also takes. Loading a new version
+    happens outside the lock, so searches never wait for an ingest or a load.
     """
 
     def __init__(self, config: Config):
@@ -31,7 +32,8 @@ class Searcher:
         self.version = None
         self.manifest = {}
         self.loaded_at = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.loading = threading.Lock()
         self.checked = 0.0
 
     def refresh(self, force: bool = False) -> bool:
@@ -43,17 +45,23 @@ class Searcher:
         current = self.store.current()
         if current is None or current.name == self.version:
             return False
-        with self.lock:
+        # One thread loads; the others keep searching the old version meanwhile (unless forced)
+        if not self.loading.acquire(blocking=force or self.version is None):
+            return False
+        try:
             if current.name == self.version:
                 return False
             embeddings = open_embeddings(current, self.settings) if has_index(current) else None
-            old = self.embeddings
-            self.embeddings, self.version = embeddings, current.name
-            self.manifest = read_json(current / "manifest.json")
-            self.loaded_at = time.time()
-        if old is not None:
-            old.close()
-        return True
+            manifest = read_json(current / "manifest.json")
+            with self.lock:
+                old = self.embeddings
+                self.embeddings, self.version, self.manifest = embeddings, current.name, manifest
+                self.loaded_at = time.time()
+                if old is not None:
+                    old.close()
+            return True
+        finally:
+            self.loading.release()
 
     @property
     def ready(self) -> bool:
@@ -69,10 +77,9 @@ class Searcher:
         if not query or not query.strip():
             raise SearchError("empty query")
         self.refresh()
-        embeddings = self.embeddings
         if self.version is None:
             raise SearchError(f"no index at {self.store.path}: run `rag ingest` first")
-        if embeddings is None:
+        if self.embeddings is None:
             return []
 
         weights = {"hybrid": self.config.search.weights, "dense": 1.0, "keyword": 0.0}[mode]
@@ -84,7 +91,8 @@ class Searcher:
             + f" limit {int(limit)}"
         )
         try:
-            rows = embeddings.search(sql, parameters={"query": query})
+            with self.lock:
+                rows = self.embeddings.search(sql, parameters={"query": query}) if self.embeddings else []
         except Exception as error:
             raise SearchError(f"search failed: {error}") from error
         return [to_hit(row) for row in rows if mode != "keyword" or row["score"] > 0]
