@@ -129,7 +129,11 @@ def leading(text: str) -> int:
 
 @lru_cache(maxsize=4)
 def tokenizer(model: str):
-    return AutoTokenizer.from_pretrained(model)
+    """The model's tokenizer, set to count whole sections without "sequence too long" warnings."""
+    loaded = AutoTokenizer.from_pretrained(model)
+    loaded.sequence_limit = min(int(loaded.model_max_length), 512)
+    loaded.model_max_length = 1 << 30
+    return loaded
 
 
 def max_sequence_length(model: str, tokenizer) -> int:
@@ -137,4 +141,4 @@ def max_sequence_length(model: str, tokenizer) -> int:
     config = Path(model) / "sentence_bert_config.json"
     if config.exists():
         return int(json.loads(config.read_text())["max_seq_length"])
-    return min(int(tokenizer.model_max_length), 512)
+    return tokenizer.sequence_limit
