@@ -193,6 +193,18 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print status as J
         out.print(f"{key:>12}: {value}", highlight=False)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="Bind address (default api.host)."),
+    port: int = typer.Option(None, "--port", "-p", help="Port (default api.port)."),
+    workers: int = typer.Option(None, "--workers", "-w", help="uvicorn worker processes (default api.workers)."),
+):
+    """Serve the HTTP API (search, ask, documents, jobs, OpenAI/Ollama-compatible chat, workflows)."""
+    from api.server import serve as run
+
+    run(config(), host=host, port=port, workers=workers)
+
+
 @app.command(name="eval")
 def evaluate(
     dataset: Path = typer.Argument(None, help="BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."),

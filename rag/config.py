@@ -1,12 +1,13 @@
 """Loads and validates config.yml: the one declaration of the whole system."""
 
+import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .llm.config import AnswerConfig, LLMConfig
 
@@ -111,19 +112,62 @@ class SearchConfig(Strict):
     candidates: int = Field(50, ge=1)
 
 
+class ApiKey(Strict):
+    """One API key, given in plain (from the environment: `key: ${READ_KEY}`) or as the SHA-256
+    hex digest of the key (`key_sha256`, e.g. from `printf %s "$KEY" | sha256sum`).
+    Scopes: read (search, ask, list) and write (upload, delete, ingest); write implies read."""
+
+    key: SecretStr | None = None
+    key_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    scopes: list[Literal["read", "write"]] = Field(["read"], min_length=1)
+
+    # Checked per field where possible, so an error message never quotes a plain key
+    @field_validator("key")
+    @classmethod
+    def not_empty(cls, value):
+        if value is not None and not value.get_secret_value():
+            raise ValueError("is empty (is its environment variable set?)")
+        return value
+
+    @field_validator("key_sha256")
+    @classmethod
+    def not_both(cls, value, info):
+        if value is not None and info.data.get("key") is not None:
+            raise ValueError("give key or key_sha256, not both")
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def one_form(self):
+        if self.key is None and self.key_sha256 is None:
+            raise ValueError("give key (plain, e.g. from the environment) or key_sha256")
+        return self
+
+    def digest(self) -> bytes:
+        """SHA-256 digest of the key: what requests are compared against."""
+        if self.key_sha256:
+            return bytes.fromhex(self.key_sha256)
+        return hashlib.sha256(self.key.get_secret_value().encode("utf-8")).digest()
+
+
 class ApiConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1)
-    api_keys: dict[str, Any] = {}
+    api_keys: dict[str, ApiKey] = {}  # none: the API is open (local use); else every route but /health, /ready needs one
     cors_origins: list[str] = []
     max_upload_size: int = 25 * 1024 * 1024
     max_question_length: int = Field(2000, ge=1)
+    model_name: str = Field("localrag", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # the model OpenAI/Ollama clients see
 
     @field_validator("max_upload_size", mode="before")
     @classmethod
     def size(cls, value):
         return parse_size(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def origins(cls, value):
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
 class Config(Strict):

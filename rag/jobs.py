@@ -7,6 +7,7 @@ import time
 import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .ingest import Progress
@@ -67,8 +68,9 @@ class Jobs:
     def run(self, uid: str, function):
         self.update(uid, state="running", started_at=stamp())
         try:
-            result = function(JobProgress(self, uid))
-            self.update(uid, state="succeeded", result=result, finished_at=stamp())
+            progress = JobProgress(self, uid)
+            result = function(progress)
+            self.update(uid, state="succeeded", result=result, progress=dict(progress.state), finished_at=stamp())
         except Exception as error:  # recorded for GET /jobs/{id}
             self.update(uid, state="failed", error=f"{type(error).__name__}: {error}", trace=traceback.format_exc(limit=3), finished_at=stamp())
 
@@ -115,4 +117,5 @@ class Jobs:
 
 
 def stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    """ISO time with microseconds, so jobs created within a second still sort."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -38,6 +38,10 @@ class LocalRAG:
     def search(self, query: str, limit: int | None = None, mode: str | None = None, where: str | None = None) -> list[Hit]:
         return self.searcher.search(query, limit=limit, mode=mode, where=where)
 
+    def refresh(self, force: bool = False) -> bool:
+        """Swaps in a newly published index version (True if it did)."""
+        return self.searcher.refresh(force=force)
+
     @property
     def llm(self):
         """The configured LLM backend, created on first use (Ollama probing happens here)."""
@@ -68,7 +72,7 @@ class LocalRAG:
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress: Progress | None = None) -> Report:
         report = Ingestor(self.config, progress).run(paths, rebuild=rebuild)
-        self.searcher.refresh(force=True)
+        self.refresh(force=True)
         return report
 
     def ingest_job(self, paths: list[Path] | None = None, rebuild: bool = False) -> dict:
@@ -110,11 +114,11 @@ class LocalRAG:
     # ---- documents ----------------------------------------------------------
 
     def documents(self) -> list[dict]:
-        self.searcher.refresh(force=True)
+        self.refresh(force=True)
         return [{"id": uid, **info} for uid, info in sorted(self.searcher.manifest.get("documents", {}).items())]
 
     def document(self, uid: str) -> dict:
-        self.searcher.refresh(force=True)
+        self.refresh(force=True)
         info = self.searcher.manifest.get("documents", {}).get(uid)
         if info is None:
             raise DocumentNotFound(uid)
@@ -130,7 +134,7 @@ class LocalRAG:
             if path.is_file():
                 path.unlink()
                 removed_file = True
-        self.searcher.refresh(force=True)
+        self.refresh(force=True)
         return {"id": uid, "chunks_removed": report.chunks_removed, "file_removed": removed_file}
 
     def status(self) -> dict:

@@ -1,0 +1,1 @@
+"""Thin FastAPI routers over rag.service.LocalRAG (request.app.state.rag)."""
