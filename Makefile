@@ -30,7 +30,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/report.py --eval
 
 clean:
 	rm -rf $(VENV) indexes/*/

@@ -49,7 +49,7 @@ def default_embeddings() -> dict:
         "backend": "faiss",
         "faiss": {"components": "IDMap,Flat"},
         "scoring": {"method": "bm25", "terms": True, "normalize": True},
-        "batch": 4096,
+        "batch": 1024,
         "encodebatch": 32,
     }
 
@@ -108,7 +108,7 @@ class SearchConfig(Strict):
     limit: int = Field(5, ge=1)
     max_limit: int = Field(100, ge=1)
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
-    weights: float = Field(0.5, ge=0.0, le=1.0)
+    weights: float = Field(0.65, ge=0.0, le=1.0)
     candidates: int = Field(50, ge=1)
 
 
