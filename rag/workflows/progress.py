@@ -13,10 +13,12 @@ progress bars and job recorders of rag.ingest.Progress work unchanged:
 import threading
 from dataclasses import dataclass, field
 
+from ..ingest import Progress
+
 METHODS = ("start", "action", "advance", "finish", "files", "file", "embedding", "chunks")
 
 
-class WorkflowProgress:
+class WorkflowProgress(Progress):
     """Receives workflow progress (a superset of rag.ingest.Progress). Does nothing by default."""
 
     def start(self, workflow: str, inputs: int):
@@ -29,18 +31,6 @@ class WorkflowProgress:
         pass
 
     def finish(self, results: int):
-        pass
-
-    def files(self, total: int):
-        pass
-
-    def file(self, path: str):
-        pass
-
-    def embedding(self, total: int):
-        pass
-
-    def chunks(self, count: int):
         pass
 
 
