@@ -42,7 +42,7 @@ def machine() -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--docs", type=int, default=500)
     parser.add_argument("--eval", action="store_true", help="also run rag eval on scifact-dev")
     args = parser.parse_args()
 
@@ -65,6 +65,8 @@ def main():
         f"| seconds | {ingest['ingest_seconds']} | {ingest['raw_encode_seconds']} | |",
         f"| tokens/s | {ingest['ingest_tokens_per_s']} | | |",
         f"| peak RSS (MB) | {ingest['peak_rss_mb_after_ingest']} | | |",
+        "",
+        f"Best of {ingest['rounds']} alternating rounds per side; ratio per round: {ingest['ratio_per_round']}.",
         "",
         "## Search latency: HTTP vs in process (`bench/api.py`)",
         "",
