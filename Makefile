@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/rag ingest
 	$(BIN)/rag status
 	$(BIN)/rag search "How do I remove a document from the index?"
+	$(BIN)/rag ask "What port does the HTTP API listen on by default?"
 
 test: install
 	$(BIN)/python -m pytest -q
