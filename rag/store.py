@@ -135,11 +135,6 @@ class Store:
             if version != current:
                 shutil.rmtree(version, ignore_errors=True)
 
-    def destroy(self):
-        """Removes every version (used by --rebuild before publishing a fresh one is not needed)."""
-        shutil.rmtree(self.path / VERSIONS, ignore_errors=True)
-        (self.path / POINTER).unlink(missing_ok=True)
-
 
 def newstamp() -> str:
     """Sortable, unique version stamp."""
