@@ -133,10 +133,11 @@ def ask(
 ):
     """Answer a question from the documents, citing the passages used."""
     from .llm.errors import LLMError
+    from .llm.progress import PullBar
     from .search import SearchError
     from .service import LocalRAG
 
-    service = LocalRAG(config())
+    service = LocalRAG(config(), pull_progress=PullBar(console))
     answer = None
     try:
         for event in service.stream(question, top_k=top_k, where=where):

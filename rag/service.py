@@ -25,8 +25,10 @@ class DocumentNotFound(KeyError):
 class LocalRAG:
     """The library facade over one config.yml."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, pull_progress=None):
+        """pull_progress(status, completed, total) shows an Ollama model pull (llm.ollama.auto_pull)."""
         self.config = config
+        self.pull_progress = pull_progress
         self.searcher = Searcher(config)
         self.jobs = Jobs(config.index_dir / "jobs")
         self.lock = threading.Lock()
@@ -50,7 +52,7 @@ class LocalRAG:
 
             with self.lock:
                 if self._llm is None:
-                    self._llm = shared_llm(self.config.llm, self.config.root)
+                    self._llm = shared_llm(self.config.llm, self.config.root, self.pull_progress)
         return self._llm
 
     @property

@@ -72,3 +72,17 @@ def unused_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_ask_through_ollama_pulls_a_missing_model_with_progress(sample, ollama_server):
+    """Real HTTP through the official client: the model is pulled (progress shown), then answers."""
+    config = sample / "ollama.yml"
+    text = (sample / "config.yml").read_text().replace(
+        "provider: embedded", f"provider: ollama\n  ollama:\n    base_url: {ollama_server.url}\n    model: llama3.2:1b\n    auto_pull: true"
+    )
+    config.write_text(text)
+    result = CliRunner().invoke(app, ["--config", str(config), "ask", "What port does the HTTP API listen on by default?", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "ollama: pulling manifest" in result.output and "ollama: success" in result.output
+    answer = json.loads(result.stdout[result.stdout.index("{") :])
+    assert answer["backend"] == "ollama" and answer["model"] == "llama3.2:1b" and "8080" in answer["answer"]
