@@ -197,6 +197,16 @@ class Config(Strict):
     def index_dir(self) -> Path:
         return self.resolve(self.index.path) / self.index.name
 
+    def document_roots(self) -> list[Path]:
+        """Resolved folders documents may come from: every source and the uploads folder."""
+        folders = [source.path for source in self.ingest.sources] + [self.ingest.uploads]
+        return [self.resolve(folder).resolve() for folder in folders]
+
+    def within_sources(self, path: Path) -> bool:
+        """True when path (symlinks resolved) lies inside a source or the uploads folder."""
+        real = Path(path).resolve()
+        return any(real == root or root in real.parents for root in self.document_roots())
+
     def embeddings_settings(self) -> dict:
         """txtai Embeddings settings with the model resolved to a local path when packaged."""
         settings = dict(self.index.embeddings)

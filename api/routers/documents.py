@@ -176,10 +176,8 @@ def inside_sources(request: Request, raw: str) -> Path:
     """A path given to /ingest, which must lie inside a configured source or the uploads folder."""
     config = request.app.state.rag.config
     path = Path(os.path.abspath(config.resolve(raw)))
-    real = path.resolve()
-    roots = [config.resolve(source.path).resolve() for source in config.ingest.sources] + [config.resolve(config.ingest.uploads).resolve()]
-    if not any(real == root or root in real.parents for root in roots):
-        raise ApiError(422, f"{raw}: not inside a configured source", details={"sources": [str(root) for root in roots]})
+    if not config.within_sources(path):
+        raise ApiError(422, f"{raw}: not inside a configured source", details={"sources": [str(root) for root in config.document_roots()]})
     return path
 
 

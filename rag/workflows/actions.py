@@ -472,11 +472,7 @@ def locate(config, value) -> Path | None:
 
 
 def confine(config, path: Path, value) -> Path:
-    if not current().confined:
-        return path
-    roots = [config.resolve(source.path) for source in config.ingest.sources] + [config.resolve(config.ingest.uploads)]
-    real = path.resolve()
-    if any(real == root.resolve() or real.is_relative_to(root.resolve()) for root in roots):
+    if not current().confined or config.within_sources(path):
         return path
     raise WorkflowError(f"{value}: outside the configured sources; over HTTP only files under the sources or uploads can be named")
 
