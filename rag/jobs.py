@@ -1,7 +1,6 @@
 """Background jobs (ingestion runs) with their state kept in files, so every server worker sees them."""
 
 import json
-import os
 import threading
 import time
 import traceback
@@ -11,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .ingest import Progress
+from .store import replace_json
 
 STATES = ("queued", "running", "succeeded", "failed")
 
@@ -93,10 +93,7 @@ class Jobs:
             self.write(job)
 
     def write(self, job: dict):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temp = self.folder / f".{job['id']}.tmp"
-        temp.write_text(json.dumps(job, default=str), encoding="utf-8")
-        os.replace(temp, self.folder / f"{job['id']}.json")
+        replace_json(self.folder / f"{job['id']}.json", job)
 
     def prune(self):
         for job in self.list()[self.keep :]:

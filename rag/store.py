@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,6 +151,15 @@ def write_json(path: Path, data: dict):
         json.dump(data, handle, indent=1, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def replace_json(path: Path, data, **options):
+    """Replaces a small JSON file atomically: readers see the old or the new content, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temp.write_text(json.dumps(data, default=str, **options), encoding="utf-8")
+    os.replace(temp, path)
 
 
 def fsync_tree(path: Path):

@@ -4,7 +4,6 @@ real app on a real uvicorn server at 127.0.0.1:<random port> in a background thr
 import hashlib
 import os
 import socket
-import textwrap
 import threading
 import time
 from pathlib import Path

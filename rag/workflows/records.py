@@ -8,6 +8,8 @@ import time
 import uuid
 from pathlib import Path
 
+from ..store import replace_json
+
 KEEP = 20  # runs kept per workflow
 
 
@@ -61,10 +63,7 @@ class Records:
             except (FileNotFoundError, json.JSONDecodeError, KeyError):
                 runs = []
             runs = sorted([run] + [r for r in runs if r["id"] != run["id"]], key=lambda r: r.get("began", 0), reverse=True)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            temp = self.folder / f".{run['workflow']}.{os.getpid()}.{threading.get_ident()}.tmp"
-            temp.write_text(json.dumps({"runs": runs[: self.keep]}, indent=1, default=str), encoding="utf-8")
-            os.replace(temp, path)
+            replace_json(path, {"runs": runs[: self.keep]}, indent=1)
 
 
 def public(run: dict) -> dict:
