@@ -1,11 +1,15 @@
-"""Finds the files of the configured sources: include/exclude globs, hidden files, symlinks."""
+"""Finds the files of the configured sources: include/exclude globs, hidden files, symlinks.
+
+Only regular files with UTF-8 names are returned; a FIFO, socket or device (reading would block
+or never end) and a name the index cannot store are reported in `skipped` with the reason.
+"""
 
 import os
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from .loaders import SUPPORTED_TYPES
+from .loaders import SUPPORTED_TYPES, not_regular
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def scan(sources: list[Source], paths: list[Path] | None = None):
         prefix = relative(source.root, target)
         scopes.append(Scope(source.name, "" if prefix == "." else prefix))
         if not target.exists() and not target.is_symlink():
-            skipped.append((str(target), "not found"))
+            skipped.append((shown(target), "not found"))
             continue
         candidates = [target] if not target.is_dir() else walk(target, skipped)
         for path in candidates:
@@ -84,25 +88,49 @@ def walk(folder: Path, skipped: list):
             if name.startswith("."):
                 dirs.remove(name)
             elif (top / name).is_symlink():
-                skipped.append((str(top / name), "symlinked folder not followed"))
+                skipped.append((shown(top / name), "symlinked folder not followed"))
         for name in names:
             if not name.startswith("."):
                 yield top / name
 
 
 def check(source: Source, path: Path, skipped: list) -> SourceFile | None:
-    """A SourceFile for a supported, included file inside the source root, else None."""
+    """A SourceFile for a supported, included regular file inside the source root, else None."""
     relpath = relative(source.root, path)
     if not matches(relpath, source.include) or matches(relpath, source.exclude):
         return None
     if path.suffix.lower() not in SUPPORTED_TYPES:
         return None
+    if not utf8(relpath):
+        skipped.append((shown(path), "file name is not valid UTF-8"))
+        return None
     if path.is_symlink():
         target = path.resolve()
         if not target.is_relative_to(source.root.resolve()):
-            skipped.append((str(path), f"symlink leaves the source root (-> {target}); not followed"))
+            skipped.append((shown(path), f"symlink leaves the source root (-> {shown(target)}); not followed"))
             return None
+    try:
+        reason = not_regular(path.stat().st_mode)
+    except OSError:
+        reason = None  # missing or unreadable: reading it reports why
+    if reason:
+        skipped.append((shown(path), reason))
+        return None
     return SourceFile(source, path, relpath)
+
+
+def utf8(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (decoded by Python as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: Path) -> str:
+    """The path as printable text: bytes that are not UTF-8 appear as \\xff."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def relative(root: Path, path: Path) -> str:

@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.config import load_config
+from rag.ingest import Ingestor
 from rag.search import Searcher
+from tests.test_loaders import within
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def messy(workspace, tmp_path_factory):
     outside = tmp_path_factory.mktemp("outside") / "secret.md"
     outside.write_text("# Secret\n\nThis file lives outside the source root.\n")
     os.symlink(outside, docs / "escape.md")
-    text = (workspace / "config.yml").read_text().replace("  chunking:", "  max_file_size: 10KB\n  chunking:")
+    text = (workspace / "config.yml").read_text().replace("  chunking:", "  max_file_size: 10KiB\n  chunking:")
     (workspace / "config.yml").write_text(text)
     return workspace
 
@@ -79,3 +81,31 @@ def test_unreadable_file(workspace):
     secret.chmod(0)
     result = CliRunner().invoke(app, ["--config", str(workspace / "config.yml"), "ingest", "--json"])
     assert {"path": "locked.md", "source": "docs", "reason": "permission denied"} in json.loads(result.stdout)["failed"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX special files")
+def test_a_fifo_in_a_source_folder_is_skipped_and_ingest_finishes(workspace):
+    os.mkfifo(workspace / "docs" / "pipe.md")
+    config = load_config(workspace / "config.yml")
+    report = within(120, Ingestor(config).run)
+    assert {"path": str(workspace / "docs" / "pipe.md"), "reason": "not a regular file (fifo)"} in report.skipped
+    assert sorted(report.added) == ["docs:backup.md", "docs:install.md", "docs:notes.txt"] and not report.failed
+    hits = Searcher(config).search("giraffe tallest animal", mode="keyword")
+    assert hits and hits[0].source == "notes.txt"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX byte file names")
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_ingested(workspace):
+    with open(os.path.join(os.fsencode(workspace / "docs"), b"latin1-\xff-name.md"), "wb") as handle:
+        handle.write(b"# Latin\n\nThe zebra has black and white stripes.\n")
+    config = load_config(workspace / "config.yml")
+    report = Ingestor(config).run()
+    skipped = {os.path.basename(item["path"]): item["reason"] for item in report.skipped}
+    assert skipped == {"latin1-\\xff-name.md": "file name is not valid UTF-8"}
+    json.dumps(report.to_dict(), ensure_ascii=False).encode("utf-8")  # the report prints and serves as JSON
+    assert sorted(report.added) == ["docs:backup.md", "docs:install.md", "docs:notes.txt"] and not report.failed
+    hits = Searcher(config).search("giraffe tallest animal", mode="keyword")
+    assert hits and hits[0].source == "notes.txt"
+    assert not Searcher(config).search("zebra stripes", mode="keyword")
+    again = Ingestor(config).run()  # later runs are not poisoned by it
+    assert not again.changed and again.documents == 3 and again.skipped == report.skipped

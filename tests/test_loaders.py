@@ -2,9 +2,13 @@
 
 import io
 import os
+import queue
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -12,7 +16,8 @@ import docx
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from rag.loaders import SUPPORTED_TYPES, LoadError, load_file
+from rag.loaders import SUPPORTED_TYPES, LoadError, load_file, read_file
+from rag.sources import Source, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +32,26 @@ def reason(path: Path, **kwargs) -> str:
     with pytest.raises(LoadError) as error:
         load_file(path, **kwargs)
     return error.value.reason
+
+
+def within(seconds: float, call, *args):
+    """call(*args), failing the test (instead of hanging the suite) when it blocks longer."""
+    outcome = queue.Queue()
+
+    def run():
+        try:
+            outcome.put((True, call(*args)))
+        except BaseException as error:
+            outcome.put((False, error))
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        ok, value = outcome.get(timeout=seconds)
+    except queue.Empty:
+        pytest.fail(f"still blocked after {seconds} s")
+    if not ok:
+        raise value
+    return value
 
 
 def joined_offsets_hold(document) -> bool:
@@ -120,6 +145,33 @@ def test_markdown_sections_follow_heading_paths_and_skip_code_fences(tmp_path):
     ]
     assert all(s.page is None for s in document.sections)
     assert all(GUIDE[s.start : s.start + len(s.text)] == s.text for s in document.sections)
+
+
+@pytest.mark.parametrize(
+    "heading, title",
+    [
+        ("# a" + " " * 100_000 + "b", "a b"),  # each of these took minutes in backtracking regexes
+        ("# a" + " " * 100_000 + "b #", "a b"),
+        ("# " + "[" * 100_000, "[" * 100_000),
+        ("# " + "[a](" * 30_000, "[a](" * 30_000),
+    ],
+)
+def test_pathological_markdown_headings_load_at_once(tmp_path, heading, title):
+    document = within(10, load_file, write(tmp_path, "heading.md", heading + "\n\nbody\n"))
+    assert document.title == title and document.sections[0].text == "body"
+
+
+def test_pathological_front_matter_title_loads_at_once(tmp_path):
+    path = write(tmp_path, "post.md", "---\ntitle: a" + " " * 100_000 + "b\ntags: [ops]\n---\nbody\n")
+    assert within(10, load_file, path).title == "a" + " " * 100_000 + "b"
+
+
+def test_markdown_with_too_many_headings_is_refused(tmp_path):
+    # 19 MB of "a\n-\n" (4.75 million setext headings) took 21 s and 1.5 GB
+    started = time.process_time()
+    assert reason(write(tmp_path, "setext.md", "a\n-\n" * 100_001)) == "more than 100,000 headings"
+    assert reason(write(tmp_path, "atx.md", "## h\n\ntext\n" * 100_001)) == "more than 100,000 headings"
+    assert time.process_time() - started < 3
 
 
 def test_markdown_front_matter_gives_the_title_and_is_not_text(tmp_path):
@@ -216,6 +268,38 @@ def test_unsupported_missing_and_non_regular_files(tmp_path):
     assert load_file(write(tmp_path, "UPPER.MD", "# Shout\n\ntext")).filetype == "md"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX special files")
+def test_fifo_socket_and_device_are_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.md")
+    assert within(10, reason, tmp_path / "pipe.md") == "not a regular file (fifo)"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "socket.md"))
+        assert within(10, reason, tmp_path / "socket.md") == "not a regular file (socket)"
+    with pytest.raises(LoadError) as error:
+        within(10, read_file, Path(os.devnull))
+    assert error.value.reason == "not a regular file (character device)"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX special files")
+def test_a_file_swapped_for_a_fifo_after_the_scan_is_refused_without_blocking(tmp_path):
+    path = write(tmp_path, "notes.md", "# Notes\n\nSome text.")
+    [entry], skipped, _ = scan([Source("docs", tmp_path)])
+    assert not skipped
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(LoadError) as error:
+        within(10, read_file, entry.path, 1024)
+    assert error.value.reason == "not a regular file (fifo)"
+
+
+def test_read_file_returns_the_bytes_and_checks_the_limit(tmp_path):
+    path = write(tmp_path, "notes.md", "# Notes\n\nSome text.")
+    assert read_file(path) == read_file(path, 19) == b"# Notes\n\nSome text."
+    with pytest.raises(LoadError) as error:
+        read_file(path, 18)
+    assert error.value.reason == "file too large (19 bytes > 18 bytes)"
+
+
 def test_oversized_file_is_refused_before_it_is_read(tmp_path):
     assert reason(write(tmp_path, "big.md", "# Big\n\n" + "word " * 6000), max_bytes=10 * 1024) == "file too large (29.3 KB > 10 KB)"
     # binary content that would fail differently if read: the size check comes first
@@ -305,6 +389,13 @@ def test_html_sections_headings_and_readable_text(tmp_path):
     for chrome in ("SCRIPTTEXT", "SITEBANNER", "NAVLINKS", "FOOTERTEXT", "HIDDENTEXT", "NOSCRIPTTEXT", "COMMENTTEXT", "color"):
         assert chrome not in everything
     assert joined_offsets_hold(document)
+
+
+def test_html_with_too_many_elements_is_refused_at_once(tmp_path):
+    # 600,000 paragraphs in 4.8 MB: html.parser and the walk took ~12 s and ~800 MB (19 MB: 33 s, 2 GB)
+    started = time.process_time()
+    assert reason(write(tmp_path, "flat.html", b"<p>word</p>" * 600_000)) == "HTML: more than 500,000 elements"
+    assert time.process_time() - started < 2
 
 
 def test_html_title_from_first_h1_and_declared_charset(tmp_path):

@@ -11,14 +11,15 @@ from .base import LoadedDocument, LoadError, Outline, first_line
 from .encoding import decode
 from .text import trimmed
 
-ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
-CLOSING = re.compile(r"(?:^|[ \t]+)#+$")
+# No pattern below may try two ways to match the same run of characters (say, spaces that a lazy
+# group or a trailing [ \t]* could take): on a long line that backtracking is quadratic.
+ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 NOT_PARAGRAPH = re.compile(r"^\s*(?:[-+*>|]|\d+[.)]\s|#|`{3}|~{3}|<)")
-LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+LINK = re.compile(r"!?\[([^\[\]]*)\]\([^()]*\)")
 EMPHASIS = re.compile(r"`|\*\*|__")
-FRONT_TITLE = re.compile(r"^title:\s*(.+?)\s*$", re.MULTILINE)
+FRONT_TITLE = re.compile(r"^title:\s*(\S.*)$", re.MULTILINE)
 YAML_KEY = re.compile(r"^[A-Za-z_][\w-]*\s*:", re.MULTILINE)
 
 
@@ -69,7 +70,7 @@ def headings(text: str, begin: int = 0):
             continue
         match = ATX.match(line)
         if match:
-            title = clean(CLOSING.sub("", match.group(2) or ""))
+            title = clean(unclosed((match.group(2) or "").rstrip(" \t")))
             if title:
                 yield start, offset, len(match.group(1)), title
             blank, previous = True, None
@@ -95,8 +96,16 @@ def front_matter(text: str) -> tuple[int, str | None]:
         return 0, None
     block = text[4 : match.start()]
     title = FRONT_TITLE.search(block)
-    title = title.group(1).strip("\"'").strip() if title else None
+    title = title.group(1).strip().strip("\"'").strip() if title else None
     return match.end(), title or None
+
+
+def unclosed(title: str) -> str:
+    """An ATX heading's text without its optional closing sequence ("# Title ##" -> "Title")."""
+    stripped = title.rstrip("#")
+    if stripped != title and (not stripped or stripped[-1] in " \t"):
+        return stripped.rstrip(" \t")
+    return title
 
 
 def clean(title: str) -> str:
