@@ -5,10 +5,15 @@
 
 Endpoints: GET / ("Ollama is running"), /api/version, /api/tags, /api/ps, POST /api/show, /api/chat and
 /api/generate (NDJSON streaming by default, like Ollama, or one JSON body), /api/pull (progress stream;
-pulled models appear in /api/tags), DELETE /api/delete. Errors are {"error": "..."} bodies with Ollama's
-status codes (400 missing model field, 404 unknown model). Knobs: `delay` (seconds before a chat or
-generate answers, for timeouts), `fail_after` (tokens streamed before an error line, as Ollama does when a
-runner dies), `requests` (every request body received, for assertions).
+pulled models appear in /api/tags), DELETE /api/delete, and Ollama's OpenAI-compatible GET /v1/models and
+POST /v1/chat/completions (SSE chunks ending in `data: [DONE]`, or one chat.completion). Errors are
+{"error": "..."} bodies with Ollama's status codes (400 missing model field, 404 unknown model).
+
+Knobs: `delay` (seconds before a chat or generate answers), `trickle` (seconds before each streamed
+line: a backend that keeps sending, slowly), `hang` (every request is accepted and never answered,
+until reset or stop), `fail_after` (tokens streamed before an error line, as Ollama does when a runner
+dies), `requests` (every request body received, for assertions), `streams` (per stream: lines sent,
+and whether all were).
 """
 
 import asyncio
@@ -50,7 +55,10 @@ class OllamaServer:
         self.models = {normalize(name): now() for name in models}  # installed: name -> modified_at
         self.library = {normalize(name) for name in library}  # pullable
         self.delay = delay
+        self.trickle = 0.0
+        self.hang = False
         self.fail_after: int | None = None
+        self.streams: list[dict] = []
         self.pull_delay = 0.01
         self.requests: list[tuple[str, dict]] = []
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -87,8 +95,9 @@ class OllamaServer:
     def reset(self, models=("smollm2:135m",)):
         """Back to the initial state between tests."""
         self.models = {normalize(name): now() for name in models}
-        self.delay, self.fail_after = 0.0, None
+        self.delay, self.trickle, self.hang, self.fail_after = 0.0, 0.0, False, None
         self.requests.clear()
+        self.streams.clear()
 
     def entry(self, name: str) -> dict:
         """A model as /api/tags lists it."""
@@ -122,6 +131,10 @@ class OllamaServer:
                 self.requests.append((request.url.path, json.loads(body) if body else {}))
             except json.JSONDecodeError:
                 return error(400, "invalid JSON body")
+            if self.hang:
+                while self.hang and not self.server.should_exit:
+                    await asyncio.sleep(0.05)
+                return error(503, "the test server stopped hanging")
             return await call_next(request)
 
         @app.get("/")
@@ -216,6 +229,15 @@ class OllamaServer:
                 messages.append({"role": "user", "content": body["prompt"]})
             return await self.generate(body, messages, "generate")
 
+        @app.get("/v1/models")
+        async def models():
+            listed = [{"id": name, "object": "model", "created": 0, "owned_by": "library"} for name in sorted(self.models)]
+            return {"object": "list", "data": listed}
+
+        @app.post("/v1/chat/completions")
+        async def completions(request: Request):
+            return await self.completions(await request.json())
+
         return app
 
     async def generate(self, body: dict, messages: list[dict], kind: str):
@@ -251,20 +273,66 @@ class OllamaServer:
 
         def lines():
             count = 0
-            pieces = self.llm.chat(messages, stream=True, **arguments)
-            try:
-                for piece in pieces:
-                    if fail_after is not None and count >= fail_after:
-                        yield line({"error": "an error was encountered while running the model: unexpected EOF"})
-                        return
-                    count += 1
-                    yield line(self.part(name, kind, piece, {"done": False}))
-            finally:
-                pieces.close()
+            for piece in self.pieces(messages, arguments):
+                if fail_after is not None and count >= fail_after:
+                    yield line({"error": "an error was encountered while running the model: unexpected EOF"})
+                    return
+                count += 1
+                yield line(self.part(name, kind, piece, {"done": False}))
             stats = self.stats(started, prompt_tokens, count, "length" if count >= max_tokens else "stop")
             yield line(self.part(name, kind, "", stats))
 
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
+        return StreamingResponse(self.recorded(lines()), media_type="application/x-ndjson")
+
+    def pieces(self, messages: list[dict], arguments: dict):
+        """The real LLM's streamed pieces, each after `trickle` seconds."""
+        pieces = self.llm.chat(messages, stream=True, **arguments)
+        try:
+            for piece in pieces:
+                time.sleep(self.trickle)
+                yield piece
+        finally:
+            pieces.close()
+        time.sleep(self.trickle)
+
+    def recorded(self, lines):
+        """lines, counted in `streams`: {"sent": lines sent so far, "done": all sent}. A stream whose
+        client went away stops growing (the server stops at its next write)."""
+        stream = {"sent": 0, "done": False}
+        self.streams.append(stream)
+        for item in lines:
+            yield item
+            stream["sent"] += 1
+        stream["done"] = True
+
+    async def completions(self, body: dict):
+        """OpenAI's chat completions as Ollama serves them at /v1: SSE chunks, or one chat.completion."""
+        name = normalize(body.get("model") or "")
+        if name not in self.models:
+            message = f'model "{body.get("model")}" not found, try pulling it first'
+            return JSONResponse({"error": {"message": message, "type": "api_error"}}, 404)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        messages = [{"role": m["role"], "content": m.get("content") or ""} for m in body.get("messages") or []]
+        stop = [body["stop"]] if isinstance(body.get("stop"), str) else body.get("stop")
+        arguments = {"max_tokens": body.get("max_tokens") or 128, "stop": stop, "temperature": body.get("temperature")}
+        head = {"id": "chatcmpl-" + digest(str(time.time_ns()))[7:15], "created": int(time.time()), "model": name}
+        if not body.get("stream"):
+            text = await asyncio.to_thread(self.llm.chat, messages, stream=False, **arguments)
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            return {**head, "object": "chat.completion", "choices": [choice]}
+
+        def chunk(delta: dict, finish: str | None = None) -> str:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return f"data: {json.dumps({**head, 'object': 'chat.completion.chunk', 'choices': [choice]})}\n\n"
+
+        def events():
+            for piece in self.pieces(messages, arguments):
+                yield chunk({"role": "assistant", "content": piece})
+            yield chunk({}, "stop")
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(self.recorded(events()), media_type="text/event-stream")
 
     @staticmethod
     def part(name: str, kind: str, text: str, extra: dict) -> dict:

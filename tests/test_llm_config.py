@@ -4,8 +4,8 @@ import textwrap
 
 import pytest
 
-from rag.config import ConfigError, load_config
-from rag.llm import AnswerConfig, LLMConfig
+from rag.config import AnswerConfig, ConfigError, load_config
+from rag.llm import LLMConfig
 
 
 def write(tmp_path, text: str):

@@ -9,9 +9,20 @@ import pytest
 from rich.console import Console
 
 from rag.llm import LLMError, LLMTimeout, LLMUnavailable, ModelNotFound, create_llm
-from rag.llm.progress import PullBar
+from rag.cli.progress import PullBar
+from rag.progress import Progress
 from tests.conftest_llm import OLLAMA_MODEL, llm_config
 from tests.ollama_server import free_port
+
+
+class Pulls(Progress):
+    """Records pull progress as (status, completed, total)."""
+
+    def __init__(self, seen: list):
+        self.seen = seen
+
+    def pull(self, status, completed=None, total=None):
+        self.seen.append((status, completed, total))
 
 
 def ollama_llm(server, progress=None, **settings):
@@ -89,7 +100,7 @@ def test_context_window_from_show_or_num_ctx(ollama_server):
 
 def test_auto_pull_shows_progress_and_makes_the_model_appear(ollama_server):
     seen = []
-    llm = ollama_llm(ollama_server, progress=lambda *update: seen.append(update), model="llama3.2:1b", auto_pull=True)
+    llm = ollama_llm(ollama_server, progress=Pulls(seen), model="llama3.2:1b", auto_pull=True)
     assert llm.chat("Say hi.", max_tokens=4).strip()
 
     statuses = [status for status, _, _ in seen]

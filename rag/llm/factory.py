@@ -10,7 +10,8 @@ from .base import LLM
 from .config import LLMConfig
 from .embedded import EmbeddedLLM
 from .errors import EmbeddedModelMissing
-from .ollama import OllamaLLM, Progress, normalize
+from ..progress import Progress
+from .ollama import OllamaLLM, normalize
 
 SHARED: dict[str, LLM] = {}
 SHARED_LOCK = threading.Lock()
@@ -20,7 +21,7 @@ def create_llm(config: LLMConfig | None = None, root: Path | None = None, progre
     """The backend llm.provider asks for; `llm.reason` says why it was chosen.
 
     root resolves a relative llm.embedded.model_path (the config file's folder); progress receives
-    Ollama pull progress as (status, completed, total).
+    Ollama pull progress (Progress.pull).
     """
     config = config or LLMConfig()
     provider = config.provider

@@ -1,15 +1,16 @@
 """Ollama backend: the official `ollama` client against an Ollama server over HTTP."""
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import httpx
 import ollama
 
+from ..progress import Progress
 from .base import LLM
 from .config import LLMConfig
+from .deadline import Shared
 from .errors import LLMError, LLMTimeout, LLMUnavailable, ModelNotFound
 
 logger = logging.getLogger(__name__)
@@ -18,17 +19,16 @@ logger = logging.getLogger(__name__)
 # llm.ollama.options.num_ctx and llm.context_window are unset. Set num_ctx to use more.
 DEFAULT_NUM_CTX = 2048
 
-# progress(status, completed, total): pull progress, e.g. ("pulling 6a0746a1ec1a", 1024, 4096)
-Progress = Callable[[str, int | None, int | None], None]
-
-
-def log_progress(status: str, completed: int | None, total: int | None):
+class PullLog(Progress):
     """Default pull progress: one log line per status change or 10% step."""
-    step = int(10 * completed / total) if completed is not None and total else None
-    key = (status, step)
-    if key != getattr(log_progress, "last", None):
-        log_progress.last = key
-        logger.info("ollama pull: %s%s", status, f" {10 * step}%" if step is not None else "")
+
+    last = None
+
+    def pull(self, status: str, completed: int | None = None, total: int | None = None):
+        step = int(10 * completed / total) if completed is not None and total else None
+        if (status, step) != self.last:
+            self.last = (status, step)
+            logger.info("ollama pull: %s%s", status, f" {10 * step}%" if step is not None else "")
 
 
 def normalize(model: str) -> str:
@@ -40,9 +40,11 @@ class OllamaLLM(LLM):
     """Chat through an Ollama server. The model is checked (and pulled if llm.ollama.auto_pull) once,
     lazily; the context window is options.num_ctx, else llm.context_window, else the smaller of the
     model's context length (/api/show) and Ollama's default num_ctx. Tokens are estimated
-    conservatively: Ollama has no tokenize endpoint."""
+    conservatively: Ollama has no tokenize endpoint. llm.ollama.timeout bounds each answer and the
+    model check (a pull takes as long as it takes, each progress line within the timeout)."""
 
     name = "ollama"
+    timeout_setting = "llm.ollama.timeout"
 
     def __init__(self, config: LLMConfig, progress: Progress | None = None):
         super().__init__(config)
@@ -50,13 +52,13 @@ class OllamaLLM(LLM):
         self.url = self.settings.base_url
         timeout = self.settings.timeout
         self.client = ollama.Client(host=self.url, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-        self.progress = progress or log_progress
-        self.info = None
-        self.lock = threading.Lock()
+        self.progress = progress or PullLog()
+        self.shown = Shared(self.show, "ollama-show")
+        self.pulled = Shared(self.pull, "ollama-pull")
 
     @property
-    def model(self) -> str:
-        return self.settings.model
+    def label(self) -> str:
+        return f"Ollama at {self.url}"
 
     def unavailable(self, detail) -> LLMUnavailable:
         return LLMUnavailable(
@@ -93,31 +95,33 @@ class OllamaLLM(LLM):
             raise LLMError(f"Ollama at {self.url}: connection failed: {error}") from None
 
     def ensure(self) -> dict:
-        """The model's /api/show details, pulling the model first if it is missing and auto_pull is on."""
-        if self.info is not None:
-            return self.info
-        with self.lock:
-            if self.info is None:
-                try:
-                    with self.errors():
-                        shown = self.client.show(self.model)
-                except ModelNotFound:
-                    if not self.settings.auto_pull:
-                        raise
-                    self.pull()
-                    with self.errors():
-                        shown = self.client.show(self.model)
-                self.info = dict(shown.modelinfo or {})
-        return self.info
+        """The model's /api/show details, pulling the model first if it is missing and auto_pull is on.
+
+        Concurrent callers share one request, each waiting at most llm.ollama.timeout: a hung server
+        fails them all at once. Details are kept; a failure is not (the next call asks again)."""
+        try:
+            return self.shown.get(self.deadline())
+        except ModelNotFound:
+            if not self.settings.auto_pull:
+                raise
+        self.pulled.get()  # one pull for every caller
+        return self.shown.get(self.deadline())
+
+    def prepare(self):
+        self.ensure()
+
+    def show(self) -> dict:
+        with self.errors():
+            return dict(self.client.show(self.model).modelinfo or {})
 
     def pull(self, progress: Progress | None = None):
-        """Pulls the model, reporting progress(status, completed, total)."""
+        """Pulls the model, reporting progress.pull(status, completed, total)."""
         progress = progress or self.progress
         logger.info("pulling %s from %s", self.model, self.url)
         try:
             with self.errors(missing=False):
                 for part in self.client.pull(self.model, stream=True):
-                    progress(part.status or "", part.completed, part.total)
+                    progress.pull(part.status or "", part.completed, part.total)
         except LLMError as error:
             raise ModelNotFound(f"could not pull {self.model!r} at {self.url}: {error}") from None
 
@@ -135,32 +139,30 @@ class OllamaLLM(LLM):
         lengths = [value for key, value in self.ensure().items() if key.endswith(".context_length")]
         return min([DEFAULT_NUM_CTX, *[int(value) for value in lengths]])
 
-    def options(self, max_tokens, stop, temperature) -> dict:
-        options = {"temperature": temperature, **self.settings.options, "num_predict": max_tokens}
+    def options(self, max_tokens, stop, temperature, extra) -> dict:
+        options = {"temperature": temperature, **self.settings.options, **extra, "num_predict": max_tokens}
         if self.config.context_window and "num_ctx" not in options:
             options["num_ctx"] = self.config.context_window
         if stop:
             options["stop"] = stop
         return options
 
-    def call(self, messages, max_tokens, stop, temperature, stream):
+    def call(self, messages, max_tokens, stop, temperature, extra, stream):
         return self.client.chat(
             model=self.model,
             messages=messages,
             stream=stream,
-            options=self.options(max_tokens, stop, temperature),
+            options=self.options(max_tokens, stop, temperature, extra),
             keep_alive=self.settings.keep_alive,
         )
 
-    def complete(self, messages, max_tokens, stop, temperature) -> str:
-        self.ensure()
+    def complete(self, messages, max_tokens, stop, temperature, extra) -> list[str]:
         with self.errors():
-            return self.call(messages, max_tokens, stop, temperature, False).message.content or ""
+            return [self.call(messages, max_tokens, stop, temperature, extra, False).message.content or ""]
 
-    def generate(self, messages, max_tokens, stop, temperature) -> Iterator[str]:
-        self.ensure()
-        with self.errors():
-            for part in self.call(messages, max_tokens, stop, temperature, True):
+    def generate(self, messages, max_tokens, stop, temperature, extra) -> Iterator[str]:
+        with self.errors(), closing(self.call(messages, max_tokens, stop, temperature, extra, True)) as parts:
+            for part in parts:
                 if part.message and part.message.content:
                     yield part.message.content
 

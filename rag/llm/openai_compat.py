@@ -21,6 +21,7 @@ class OpenAILLM(LLM):
     the window is /v1/models `max_model_len` (vLLM), llm.context_window, or 2048."""
 
     name = "openai"
+    timeout_setting = "llm.openai.timeout"
 
     def __init__(self, config: LLMConfig):
         super().__init__(config)
@@ -32,8 +33,8 @@ class OpenAILLM(LLM):
         self._window = None
 
     @property
-    def model(self) -> str:
-        return self.settings.model
+    def label(self) -> str:
+        return f"the OpenAI-compatible server at {self.url}"
 
     @property
     def root(self) -> str:
@@ -98,8 +99,8 @@ class OpenAILLM(LLM):
         except openai.OpenAIError as error:
             raise LLMError(f"the OpenAI-compatible server at {self.url} failed: {error}") from None
 
-    def call(self, messages, max_tokens, stop, temperature, stream):
-        extra = dict(self.settings.options)
+    def call(self, messages, max_tokens, stop, temperature, extra, stream):
+        extra = {**self.settings.options, **extra}
         return self.client.chat.completions.create(
             model=self.model,
             messages=messages,
@@ -110,13 +111,13 @@ class OpenAILLM(LLM):
             extra_body=extra or None,
         )
 
-    def complete(self, messages, max_tokens, stop, temperature) -> str:
+    def complete(self, messages, max_tokens, stop, temperature, extra) -> list[str]:
         with self.errors():
-            return self.call(messages, max_tokens, stop, temperature, False).choices[0].message.content or ""
+            return [self.call(messages, max_tokens, stop, temperature, extra, False).choices[0].message.content or ""]
 
-    def generate(self, messages, max_tokens, stop, temperature) -> Iterator[str]:
-        with self.errors():
-            for chunk in self.call(messages, max_tokens, stop, temperature, True):
+    def generate(self, messages, max_tokens, stop, temperature, extra) -> Iterator[str]:
+        with self.errors(), self.call(messages, max_tokens, stop, temperature, extra, True) as chunks:
+            for chunk in chunks:
                 for choice in chunk.choices:
                     if choice.delta and choice.delta.content:
                         yield choice.delta.content
