@@ -1,4 +1,4 @@
-"""The FastAPI app: routers, API keys, CORS, metrics, the JSON error shape, lifespan.
+"""The FastAPI app: routers, API keys, CORS, trusted hosts, body limits, metrics, the JSON error shape, lifespan.
 
 uvicorn api.app:create_app --factory        # config from $RAG_CONFIG or ./config.yml
 create_app("path/to/config.yml")            # or a loaded rag.config.Config
@@ -10,17 +10,23 @@ import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from rag.config import Config, load_config
+from rag.llm.deadline import abort_calls
 from rag.service import LocalRAG
+from rag.watch import Watcher
+from rag.workflows import Scheduler
 
-from . import errors
-from .auth import READ, WRITE, Keys
+from . import errors, mcp
+from .auth import Keys
+from .guard import SameOriginWrites, trusted_hosts
+from .limits import BodyLimit
 from .metrics import Metrics, MetricsMiddleware, StateCollector, multiprocess
-from .routers import ask, documents, health, metrics, ollama, openai, search
+from .routers import ask, conversations, documents, health, metrics, ollama, openai, search, web, workflows
 from .routers.documents import MAX_FILES
 from .status import LLMStatus
 
@@ -32,7 +38,12 @@ Private, local-first semantic search and grounded question answering over your o
 **API keys.** When `api.api_keys` is set in config.yml, every route except `/health`, `/ready`
 and the docs needs a key, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`: 401
 without a valid key, 403 when the key lacks the route's scope (`read`: search, ask, list;
-`write`: upload, delete, ingest). With no keys configured the API is open (local use).
+`write`: upload, delete, ingest, run workflows). With no keys configured the API is open (local use).
+
+**Limits.** JSON bodies up to `api.max_body_size` (413) with `Content-Type: application/json`
+(415); uploads up to 20 files of `api.max_upload_size` each. A write (POST, PUT, PATCH, DELETE)
+from a web page of another origin than this server and `api.cors_origins` gets 403; bound to
+loopback, only localhost `Host` names are served (`api.allowed_hosts`).
 
 **Errors.** Every 4xx/5xx body is `{"error": {"type", "message", "details"}}` (the
 Ollama-compatible `/api/*` routes answer `{"error": "<message>", "type", "details"}`).
@@ -53,9 +64,14 @@ def create_app(config: Config | str | Path | None = None, rag: LocalRAG | None =
         await run_in_threadpool(warm_up, service)
         app.state.llm_status.start(service)
         scheduler = start_scheduler(service, config)
+        watcher = Watcher(service).start() if config.ingest.watch else None  # ingest.watch: sync the sources as they change
         try:
-            yield
+            async with mcp.serving(app, service):  # MCP over streamable HTTP at /mcp
+                yield
         finally:
+            abort_calls("the server is shutting down")  # no request or run waits on a hung LLM
+            if watcher is not None:
+                await run_in_threadpool(watcher.stop, 30)
             if scheduler is not None:
                 await run_in_threadpool(scheduler.stop)
             app.state.llm_status.stop()
@@ -71,7 +87,6 @@ def create_app(config: Config | str | Path | None = None, rag: LocalRAG | None =
         version=health.VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=MAX_FILES * settings.max_upload_size + (1 << 20),
         form_limits={"max_files": MAX_FILES},  # more files: 400
     )
     app.state.config = config
@@ -82,11 +97,13 @@ def create_app(config: Config | str | Path | None = None, rag: LocalRAG | None =
     app.state.started = time.time()
 
     errors.install(app)
-    for module in (health, search, ask, documents, openai, ollama, metrics):
+    for module in (health, search, ask, conversations, documents, openai, ollama, metrics, workflows, web):
         app.include_router(module.router)
-    include_workflows(app)
+    mcp.mount(app)
 
+    # outermost last: the Host is checked first, then the body size, CORS preflights, cross-origin writes
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SameOriginWrites, allowed=settings.cors_origins)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -94,6 +111,9 @@ def create_app(config: Config | str | Path | None = None, rag: LocalRAG | None =
             allow_methods=["*"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"],
         )
+    uploads = MAX_FILES * settings.max_upload_size + settings.max_body_size  # the files and the form around them
+    app.add_middleware(BodyLimit, default=settings.max_body_size, routes={("POST", "/documents"): uploads})
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(config), www_redirect=False)
     app.openapi = lambda: openapi(app, config)
     return app
 
@@ -101,36 +121,16 @@ def create_app(config: Config | str | Path | None = None, rag: LocalRAG | None =
 def warm_up(service: LocalRAG):
     """Loads the live index version and the embedding model before the first request."""
     service.refresh(force=True)
-    if service.searcher.version is not None:
+    if service.index().version is not None:
         try:
             service.search("warm up", limit=1)
         except Exception as error:  # reported by the first real search instead
             logger.warning("warm-up search failed: %s", error)
 
 
-def include_workflows(app: FastAPI):
-    """The workflows router (api/routers/workflows.py), when it is there: running a workflow
-    (POST, ...) needs the write scope, reading them the read scope."""
-    try:
-        from .routers import workflows
-    except ImportError as error:  # not there yet: fine; there but broken: said loudly, search still serves
-        absent = isinstance(error, ModuleNotFoundError) and error.name == f"{__package__}.routers.workflows"
-        logger.log(logging.INFO if absent else logging.WARNING, "no workflow routes: %s", error)
-        return
-    mutating = {"POST", "PUT", "PATCH", "DELETE"}
-    for scope, writes in ((READ, False), (WRITE, True)):
-        part = APIRouter()
-        part.routes = [route for route in workflows.router.routes if bool(set(getattr(route, "methods", ())) & mutating) == writes]
-        app.include_router(part, dependencies=[scope])
-
-
 def start_scheduler(service: LocalRAG, config: Config):
-    """Runs the scheduled workflows (config.workflow) in this process, when rag.workflows exists."""
+    """Runs the scheduled workflows (config.workflow) in this process."""
     if not config.workflow:
-        return None
-    try:
-        from rag.workflows import Scheduler
-    except ImportError:
         return None
     try:
         scheduler = Scheduler(service)
@@ -153,6 +153,7 @@ def openapi(app: FastAPI, config: Config) -> dict:
         ("SearchRequest", "limit"): {"maximum": config.search.max_limit},
         ("AskRequest", "question"): {"maxLength": config.api.max_question_length},
         ("AskRequest", "top_k"): {"maximum": config.search.max_limit},
+        ("ChatCompletionRequest", "top_k"): {"maximum": config.search.max_limit},
     }
     for (model, field), values in limits.items():
         target = components.get(model, {}).get("properties", {}).get(field)

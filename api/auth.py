@@ -35,7 +35,7 @@ class Keys:
 
     def __init__(self, keys: dict[str, ApiKey]):
         self.keys = [
-            Key(name, key.digest(), frozenset(key.scopes) | ({"read"} if "write" in key.scopes else set())) for name, key in keys.items()
+            Key(name, key.digest(name), frozenset(key.scopes) | ({"read"} if "write" in key.scopes else set())) for name, key in keys.items()
         ]
 
     @property

@@ -11,11 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from rag.conversations import ConversationNotFound
 from rag.llm.errors import ContextOverflow, EmbeddedModelMissing, LLMError, LLMTimeout, LLMUnavailable, ModelNotFound
-from rag.search import SearchError
+from rag.search import PassageNotFound, SearchError
 from rag.service import DocumentNotFound
-from rag.store import IndexLocked
+from rag.store import IndexLocked, IndexUnwritable
+from rag.workflows import Busy, UnknownWorkflow, WorkflowError
 
 logger = logging.getLogger("api")
 
@@ -34,6 +37,7 @@ TYPES = {
     502: "llm_error",
     503: "unavailable",
     504: "timeout",
+    507: "insufficient_storage",
 }
 
 
@@ -67,6 +71,11 @@ def llm_error(error: LLMError) -> ApiError:
     return ApiError(502, str(error), "llm_error", {"backend_error": type(error).__name__})
 
 
+def event_error(event) -> ApiError:
+    """The error of an `error` event of an answer stream (the LLM failed mid-answer)."""
+    return llm_error(event.exception or LLMError(event.error or "the LLM failed"))
+
+
 def answer_error(answer) -> ApiError:
     """The error of an answer the LLM could not finish (answer.complete is False)."""
     kinds = {kind.__name__: kind for kind in (LLMUnavailable, ModelNotFound, LLMTimeout, EmbeddedModelMissing, ContextOverflow)}
@@ -76,9 +85,48 @@ def answer_error(answer) -> ApiError:
 def search_error(request: Request, error: SearchError) -> ApiError:
     """No index yet: 503; a bad filter or query: 400."""
     rag = getattr(request.app.state, "rag", None)
-    if rag is not None and rag.searcher.version is None:
+    if rag is not None and rag.index().version is None:
         return ApiError(503, str(error), "index_unavailable")
     return ApiError(400, str(error), "search_error")
+
+
+# Library exceptions answered with a status of their own and their message
+STATUSES = {
+    IndexUnwritable: (507, "index_unwritable"),
+    IndexLocked: (409, "index_locked"),
+    Busy: (409, "workflow_busy"),
+    UnknownWorkflow: (404, "not_found"),
+    WorkflowError: (422, "workflow_error"),  # an invalid run request (e.g. MissingInput, a file outside the sources)
+}
+
+
+# "No such ..." exceptions (KeyErrors of the id asked for), answered 404
+MISSING = {
+    DocumentNotFound: "no document {!r} in the index",
+    PassageNotFound: "no passage {!r} in the live index version",
+    ConversationNotFound: "no conversation {!r}",
+}
+
+
+def answered_with(status: int, type: str):
+    async def handler(request: Request, error: Exception):
+        return respond(request, ApiError(status, str(error), type))
+
+    return handler
+
+
+def not_found(message: str):
+    async def handler(request: Request, error: KeyError):
+        return respond(request, ApiError(404, message.format(error.args[0] if error.args else "")))
+
+    return handler
+
+
+def allowed(request: Request) -> dict:
+    """The Allow header of a 405: every method the routes of this path take (Starlette names only the first route's)."""
+    routes = [route for route in request.app.routes if route.matches(request.scope)[0] == Match.PARTIAL]
+    methods = {method for route in routes for method in getattr(route, "methods", None) or ()}
+    return {"Allow": ", ".join(sorted(methods))}
 
 
 def validation_details(error: RequestValidationError) -> tuple[str, list[dict]]:
@@ -102,7 +150,8 @@ def install(app: FastAPI):
     async def http_error(request: Request, error: HTTPException):
         message = error.detail if isinstance(error.detail, str) else TYPES.get(error.status_code, "error").replace("_", " ")
         details = None if isinstance(error.detail, str) else error.detail
-        return respond(request, ApiError(error.status_code, message, details=details, headers=getattr(error, "headers", None)))
+        headers = allowed(request) if error.status_code == 405 else getattr(error, "headers", None)
+        return respond(request, ApiError(error.status_code, message, details=details, headers=headers))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
@@ -118,13 +167,10 @@ def install(app: FastAPI):
     async def search_failed(request: Request, error: SearchError):
         return respond(request, search_error(request, error))
 
-    @app.exception_handler(DocumentNotFound)
-    async def missing(request: Request, error: DocumentNotFound):
-        return respond(request, ApiError(404, f"no document {error.args[0]!r} in the index"))
-
-    @app.exception_handler(IndexLocked)
-    async def locked(request: Request, error: IndexLocked):
-        return respond(request, ApiError(409, str(error), "index_locked"))
+    for kind, (status, name) in STATUSES.items():
+        app.add_exception_handler(kind, answered_with(status, name))
+    for kind, message in MISSING.items():
+        app.add_exception_handler(kind, not_found(message))
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, error: Exception):

@@ -67,7 +67,7 @@ class Metrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def answered(self, answer, endpoint: str, completion_tokens: int | None = None):
+    def answered(self, answer, endpoint: str):
         outcome = "not_found" if not answer.found else "answered" if answer.complete else "incomplete"
         self.answers.labels(endpoint, outcome).inc()
         if not answer.found:
@@ -78,8 +78,8 @@ class Metrics:
         if answer.timings.get("first_token_ms") is not None:
             self.llm_first_token.labels(backend).observe(answer.timings["first_token_ms"] / 1000)
         self.llm_tokens.labels(backend, "prompt").inc(answer.prompt_tokens or 0)
-        if completion_tokens:
-            self.llm_tokens.labels(backend, "completion").inc(completion_tokens)
+        if answer.completion_tokens:
+            self.llm_tokens.labels(backend, "completion").inc(answer.completion_tokens)
 
     def llm_failed(self, error: Exception):
         self.llm_errors.labels(type(error).__name__).inc()
@@ -116,13 +116,11 @@ class StateCollector:
         rag = getattr(self.app.state, "rag", None)
         if rag is None:
             return
-        documents = rag.searcher.manifest.get("documents", {})
-        yield GaugeMetricFamily("localrag_index_documents", "Documents in the live index version.", value=len(documents))
-        yield GaugeMetricFamily(
-            "localrag_index_chunks", "Chunks in the live index version.", value=sum(d.get("chunks", 0) for d in documents.values())
-        )
+        index = rag.index()
+        yield GaugeMetricFamily("localrag_index_documents", "Documents in the live index version.", value=index.documents)
+        yield GaugeMetricFamily("localrag_index_chunks", "Chunks in the live index version.", value=index.chunks)
         version = GaugeMetricFamily("localrag_index_version_info", "The live index version loaded by this process.", labels=["version"])
-        version.add_metric([rag.searcher.version or ""], 1)
+        version.add_metric([index.version or ""], 1)
         yield version
         jobs = GaugeMetricFamily("localrag_jobs", "Jobs on record (shared by all workers), by state.", labels=["state"])
         for state, count in sorted(Tally(job.get("state", "unknown") for job in rag.jobs.list()).items()):

@@ -1,14 +1,27 @@
 """Request and response bodies of the API (pydantic), with the examples shown in the OpenAPI docs."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from rag.index import COLUMNS
+from rag.config import Config
+from rag.filters import COLUMNS, MAX_COLUMNS, MAX_LENGTH, MAX_VALUES, Filter
+from rag.manifest import Document
+from rag.search import IndexInfo, checked_filter
+from rag.types import Hit
 
-Scalar = str | int | float | None
-FILTER_COLUMNS = tuple(column for column in COLUMNS if column != "prefix")
-HARD_MAX_TEXT = 100_000  # schema bound; the configured api.max_question_length is checked per request
+from .limits import check_limit, check_text
+
+# Bounds of every request besides its size (api.max_body_size); api.max_question_length and
+# search.max_limit are checked per request (check_limits) and filled into the OpenAPI schema
+HARD_MAX_TEXT = 100_000  # characters of a question or query
+MAX_VALUE = 1_000  # characters of a filter value
+MAX_PATHS = 100  # `paths` of POST /ingest
+MAX_PATH = 4_096  # characters of a path
+MAX_MESSAGES = 1_000  # messages of a chat (OpenAI, Ollama)
+MAX_NAME = 200  # characters of a model name
+
+Scalar = Annotated[str, Field(max_length=MAX_VALUE)] | int | float | None
 
 
 def not_blank(value: str) -> str:
@@ -17,62 +30,60 @@ def not_blank(value: str) -> str:
     return value
 
 
+Text = Annotated[str, Field(min_length=1, max_length=HARD_MAX_TEXT), AfterValidator(not_blank)]  # a question or query
+
+
 class Request(BaseModel):
+    """A request body; `check_limits` checks what config.yml bounds (the schema's own bounds are
+    checked on parsing). Switches are StrictBool: "stream": 0 or "no" is an error, not false."""
+
     model_config = ConfigDict(extra="forbid")
+
+    def check_limits(self, config: Config):
+        """Raises a 422 RequestValidationError for a value over a configured limit."""
 
 
 class Filtered(Request):
     where: str | None = Field(
-        None, description="A txtai SQL condition on metadata columns, e.g. `filetype = 'pdf' and page <= 3`.", examples=["filetype = 'md'"]
-    )
-    filters: dict[str, Scalar | list[Scalar]] | None = Field(
         None,
-        description=f"Equality filters combined with AND; a list means any of. Columns: {', '.join(FILTER_COLUMNS)}.",
+        max_length=MAX_LENGTH,
+        description="A condition on metadata columns in localrag's filter language: comparisons (=, !=, <, <=, >, >=), "
+        "IN, LIKE, IS NULL, BETWEEN, combined with AND, OR, NOT and parentheses; values are 'text' or numbers. "
+        f"Columns: {', '.join(COLUMNS)}.",
+        examples=["filetype = 'pdf' and page <= 3"],
+    )
+    filters: dict[str, Scalar | Annotated[list[Scalar], Field(max_length=MAX_VALUES)]] | None = Field(
+        None,
+        max_length=MAX_COLUMNS,
+        json_schema_extra={"propertyNames": {"enum": list(COLUMNS)}},
+        description=f"Equality filters combined with AND; a list means any of. Columns: {', '.join(COLUMNS)}.",
         examples=[{"collection": "docs", "filetype": ["md", "pdf"]}],
     )
 
     @field_validator("filters")
     @classmethod
     def known_columns(cls, value):
-        for column, wanted in (value or {}).items():
-            if column not in FILTER_COLUMNS:
-                raise ValueError(f"unknown column {column!r}; filterable: {', '.join(FILTER_COLUMNS)}")
-            for item in wanted if isinstance(wanted, list) else [wanted]:
-                if isinstance(item, str) and "'" in item:
-                    raise ValueError(f"{column}: values may not contain single quotes")
+        for column in value or {}:
+            if column not in COLUMNS:
+                raise ValueError(f"unknown column {column!r}; filterable: {', '.join(COLUMNS)}")
         return value
 
-    def condition(self) -> str | None:
-        """`where` and `filters` as one txtai SQL condition."""
-        parts = [f"({self.where})"] if self.where and self.where.strip() else []
-        for column, wanted in (self.filters or {}).items():
-            if isinstance(wanted, list):
-                values = [literal(item) for item in wanted if item is not None]
-                alternatives = [f"{column} IN ({', '.join(values)})"] if values else []
-                if None in wanted:
-                    alternatives.append(f"{column} IS NULL")
-                parts.append(f"({' OR '.join(alternatives)})" if alternatives else "1 = 0")
-            else:
-                parts.append(f"{column} IS NULL" if wanted is None else f"{column} = {literal(wanted)}")
-        return " AND ".join(parts) or None
-
-
-def literal(value) -> str:
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else f"'{value}'"
+    def condition(self) -> Filter | None:
+        """`where` and `filters` as one checked condition; SearchError (400) when `where` is not in the language."""
+        return checked_filter(self.where, self.filters)
 
 
 # ---- search -------------------------------------------------------------------------------
 
 
 class SearchRequest(Filtered):
-    query: str = Field(min_length=1, max_length=HARD_MAX_TEXT, description="What to look for (at most api.max_question_length characters).")
+    query: Text = Field(description="What to look for (at most api.max_question_length characters).")
     limit: int | None = Field(None, ge=1, description="Passages to return (default search.limit, at most search.max_limit).")
     mode: Literal["hybrid", "dense", "keyword"] | None = Field(None, description="Default search.mode.")
 
-    @field_validator("query")
-    @classmethod
-    def query_not_blank(cls, value):
-        return not_blank(value)
+    def check_limits(self, config: Config):
+        check_text(self.query, config.api.max_question_length, ("body", "query"))
+        check_limit(self.limit, config.search.max_limit, ("body", "limit"))
 
     model_config = ConfigDict(
         extra="forbid",
@@ -85,29 +96,11 @@ class SearchRequest(Filtered):
     )
 
 
-class HitModel(BaseModel):
-    """One retrieved passage with what is needed to cite it."""
-
-    id: str = Field(examples=["docs:guide/backup.md#0001"])
-    score: float
-    text: str
-    source: str = Field(examples=["guide/backup.md"])
-    document: str = Field(examples=["docs:guide/backup.md"])
-    title: str
-    heading: str = Field(examples=["Backups > Restore"])
-    page: int | None
-    chunk: int
-    filetype: str
-    start: int
-    end: int
-    extra: dict[str, Any] = {}
-
-
 class SearchResponse(BaseModel):
     query: str
     mode: str
     count: int
-    hits: list[HitModel]
+    hits: list[Hit]
     version: str | None = Field(description="The index version that answered.")
     took_ms: float
 
@@ -115,76 +108,54 @@ class SearchResponse(BaseModel):
 # ---- ask ----------------------------------------------------------------------------------
 
 
-class AskRequest(Filtered):
-    question: str = Field(min_length=1, max_length=HARD_MAX_TEXT, description="The question (at most api.max_question_length characters).")
-    top_k: int | None = Field(None, ge=1, description="Passages to retrieve (default answer.top_k, at most search.max_limit).")
-    stream: bool = Field(False, description="Answer as Server-Sent Events: `token`, `citations`, `done` (and `error`).")
+class Turn(BaseModel):
+    """One earlier message of a conversation."""
 
-    @field_validator("question")
-    @classmethod
-    def question_not_blank(cls, value):
-        return not_blank(value)
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=HARD_MAX_TEXT)
+
+
+class AskRequest(Filtered):
+    question: Text = Field(description="The question (at most api.max_question_length characters).")
+    top_k: int | None = Field(None, ge=1, description="Passages to retrieve (default answer.top_k, at most search.max_limit).")
+    stream: StrictBool = Field(False, description="Answer as Server-Sent Events: `token`, `citations`, `done` (and `error`).")
+    history: list[Turn] | None = Field(
+        None, max_length=MAX_MESSAGES, description="The conversation so far, oldest first: makes a follow-up's search standalone."
+    )
+    conversation_id: str | None = Field(
+        None, max_length=64, description="Continue this stored conversation of the API key (its turns come before `history`)."
+    )
+    remember: StrictBool = Field(False, description="Store this exchange (in a new conversation unless `conversation_id` is given).")
+
+    def check_limits(self, config: Config):
+        check_text(self.question, config.api.max_question_length, ("body", "question"))
+        check_limit(self.top_k, config.search.max_limit, ("body", "top_k"))
+
+    def options(self) -> dict:
+        """The conversation options of LocalRAG.stream."""
+        history = [turn.model_dump() for turn in self.history or []]
+        return {"history": history, "conversation": self.conversation_id, "remember": self.remember}
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"question": "How do I back up the index?"}, {"question": "How do I install it?", "stream": True}]},
+        json_schema_extra={
+            "examples": [
+                {"question": "How do I back up the index?"},
+                {"question": "How do I install it?", "stream": True},
+                {"question": "Which utility takes a base backup?", "remember": True},
+                {"question": "How do I make it include the WAL files?", "conversation_id": "5f0c..."},
+            ]
+        },
     )
 
-
-class CitationModel(BaseModel):
-    number: int | None = Field(description="The passage's [n] in the answer; null: retrieved but left out by the token budget.")
-    id: str
-    source: str
-    document: str
-    title: str
-    heading: str
-    page: int | None
-    chunk: int
-    score: float
-    snippet: str
-    label: str = Field(examples=["guide/backup.md, Backups"])
-    inferred: bool = False
-    truncated: bool = False
-
-
-class AskResponse(BaseModel):
-    question: str
-    answer: str
-    citations: list[CitationModel] = Field(description="Passages the answer cites.")
-    context: list[CitationModel] = Field(description="Retrieved passages the answer does not cite.")
-    found: bool = Field(description="False: no passage was relevant; the answer says so.")
-    complete: bool = Field(description="False: the LLM failed mid-answer; `answer` is the partial text and `error` says why.")
-    error: str | None = None
-    error_type: str | None = None
-    backend: str
-    model: str
-    prompt_tokens: int
-    dropped: int
-    invalid_markers: list[int]
-    timings: dict[str, float | None] = Field(
-        examples=[{"retrieval_ms": 12.1, "context_ms": 3.2, "llm_ms": 850.0, "first_token_ms": 120.5, "total_ms": 866.0}]
-    )
 
 
 # ---- documents, ingestion, jobs -------------------------------------------------------------
 
 
-class DocumentModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(examples=["uploads:report.pdf"])
-    collection: str = Field(examples=["uploads"])
-    source: str = Field(examples=["report.pdf"])
-    hash: str
-    title: str = ""
-    filetype: str = ""
-    chunks: int
-    ingested_at: str
-
-
 class DocumentList(BaseModel):
     count: int
-    documents: list[DocumentModel]
+    documents: list[Document]
 
 
 class Deleted(BaseModel):
@@ -198,7 +169,9 @@ class Job(BaseModel):
 
     id: str
     kind: str
-    state: Literal["queued", "running", "succeeded", "failed"]
+    state: Literal["queued", "running", "succeeded", "failed", "interrupted"] = Field(
+        description="interrupted: the server that ran it stopped before it ended."
+    )
     created_at: str
     progress: dict[str, Any] = {}
     params: dict[str, Any] = {}
@@ -223,11 +196,12 @@ class Accepted(BaseModel):
 
 
 class IngestRequest(Request):
-    paths: list[str] | None = Field(
+    paths: list[Annotated[str, Field(max_length=MAX_PATH, pattern=r"^[^\x00]*$")]] | None = Field(
         None,
+        max_length=MAX_PATHS,
         description="Only these files or folders, inside a configured source (absolute or relative to config.yml). Default: every source.",
     )
-    rebuild: bool = Field(False, description="Re-embed everything from scratch.")
+    rebuild: StrictBool = Field(False, description="Re-embed everything from scratch.")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"paths": ["data/guide"]}, {"rebuild": True}]})
 
@@ -244,7 +218,7 @@ class Ready(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     ready: bool
-    index: dict[str, Any]
+    index: IndexInfo
     llm: dict[str, Any] = Field(description="Backend status from the last background check (never blocks /ready).")
     worker: int = Field(description="Process id of the worker that answered (several uvicorn workers).")
 
@@ -261,9 +235,23 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class OllamaError(BaseModel):
+    """The 4xx/5xx body of the Ollama-compatible /api routes."""
+
+    error: str
+    type: str
+    details: Any = None
+
+
+LLM_ERRORS = {
+    503: {"model": ErrorResponse, "description": "The LLM backend is unavailable (`/search` still works)"},
+    504: {"model": ErrorResponse, "description": "The LLM backend timed out"},
+}
 ERRORS = {
     400: {"model": ErrorResponse, "description": "Bad request (e.g. an invalid `where` filter)"},
     401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
-    403: {"model": ErrorResponse, "description": "The API key lacks the scope"},
+    403: {"model": ErrorResponse, "description": "The API key lacks the scope, or a write from a web page of another origin"},
+    413: {"model": ErrorResponse, "description": "The body is larger than api.max_body_size"},
+    415: {"model": ErrorResponse, "description": "The body is not JSON (Content-Type: application/json)"},
     422: {"model": ErrorResponse, "description": "Invalid body or parameters (including the configured limits)"},
 }

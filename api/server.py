@@ -8,6 +8,9 @@ import uvicorn
 
 from rag.config import ENV_CONFIG, Config, load_config
 
+# Seconds requests in flight get to finish on SIGTERM; then they are cancelled and LLM calls aborted
+GRACEFUL_SHUTDOWN = 5
+
 
 def serve(config: Config | str | Path | None = None, host: str | None = None, port: int | None = None, workers: int | None = None):
     """Serves the API on host:port (default api.host / api.port) with `workers` processes (api.workers).
@@ -21,11 +24,14 @@ def serve(config: Config | str | Path | None = None, host: str | None = None, po
     host = host or config.api.host
     port = port or config.api.port
     workers = workers or config.api.workers
+    # the app's default trusted Host names follow the address it is bound to (api.allowed_hosts)
+    config = config.model_copy(update={"api": config.api.model_copy(update={"host": host, "port": port})})
     if workers > 1:
         os.environ[ENV_CONFIG] = str(config.file.resolve())
+        os.environ["RAG_API__HOST"] = host  # each worker loads the config again
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="localrag-metrics-"))
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
     else:
         from .app import create_app
 
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)

@@ -2,13 +2,10 @@
 
 import logging
 import threading
-import time
+
+from rag.clock import now
 
 logger = logging.getLogger("api")
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 class LLMStatus:

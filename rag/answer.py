@@ -15,11 +15,15 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field
 
 from .llm.base import LLM
-from .llm.config import AnswerConfig
+from .config import AnswerConfig
 from .llm.errors import ContextOverflow, LLMError
-from .prompts import passage_fields
+from .condense import condensed_search
+from .prompts import passage_fields, shorten
 from .types import Hit
 
 Search = Callable[[str, int, str | None], list[Hit]]
@@ -47,7 +51,7 @@ INFER_NEAR_BEST = 0.5
 class Citation:
     """A passage given to the model: cited in the answer, or kept as context."""
 
-    number: int | None  # its [n] in the prompt; None: retrieved but left out by the token budget
+    number: Annotated[int | None, Field(description="The passage's [n] in the answer; null: retrieved but left out by the token budget.")]
     id: str
     source: str
     document: str
@@ -57,9 +61,9 @@ class Citation:
     chunk: int
     score: float
     snippet: str
-    label: str
-    inferred: bool = False  # cited by word overlap because the answer carried no valid [n]
-    truncated: bool = False  # the passage was shortened to fit the context window
+    label: Annotated[str, Field(examples=["guide/backup.md, Backups"])]
+    inferred: Annotated[bool, Field(description="Cited by word overlap because the answer carried no valid [n].")] = False
+    truncated: Annotated[bool, Field(description="The passage was shortened to fit the context window.")] = False
 
     @classmethod
     def from_hit(cls, hit: Hit, number: int | None, snippet_size: int = 240, **flags) -> "Citation":
@@ -88,24 +92,29 @@ class Answer:
 
     question: str
     answer: str
-    citations: list[Citation] = field(default_factory=list)
-    context: list[Citation] = field(default_factory=list)  # retrieved passages the answer does not cite
-    invalid_markers: list[int] = field(default_factory=list)  # [n] naming no passage, removed from the text
-    found: bool = True  # False: no passage passed min_score; the answer is the not-found message
-    complete: bool = True  # False: the LLM failed before finishing; `answer` is the partial text
+    query: Annotated[str | None, Field(description="What was searched: the question, made standalone after earlier turns.")] = None
+    citations: Annotated[list[Citation], Field(description="Passages the answer cites.")] = field(default_factory=list)
+    context: Annotated[list[Citation], Field(description="Retrieved passages the answer does not cite.")] = field(default_factory=list)
+    invalid_markers: Annotated[list[int], Field(description="[n] markers naming no passage, removed from the text.")] = field(
+        default_factory=list
+    )
+    found: Annotated[bool, Field(description="False: no passage was relevant; the answer says so.")] = True
+    complete: Annotated[bool, Field(description="False: the LLM failed mid-answer; `answer` is the partial text and `error` says why.")] = True
     error: str | None = None
     error_type: str | None = None
     backend: str = ""
     model: str = ""
-    prompt_tokens: int = 0  # counted before sending (exact or conservative estimate, see llm.exact_tokens)
-    dropped: int = 0  # passages left out by the token budget
-    timings: dict = field(default_factory=dict)  # retrieval_ms, context_ms, llm_ms, first_token_ms, total_ms
+    prompt_tokens: Annotated[int, Field(description="Counted before sending (exact, or a conservative estimate).")] = 0
+    completion_tokens: int | None = None
+    dropped: Annotated[int, Field(description="Passages left out by the token budget.")] = 0
+    conversation_id: Annotated[str | None, Field(description="The stored conversation this answer continues or began.")] = None
+    timings: Annotated[
+        dict[str, float | None],
+        Field(examples=[{"retrieval_ms": 12.1, "context_ms": 3.2, "llm_ms": 850.0, "first_token_ms": 120.5, "total_ms": 866.0}]),
+    ] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["citations"] = [citation.to_dict() for citation in self.citations]
-        data["context"] = [citation.to_dict() for citation in self.context]
-        return data
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -137,6 +146,7 @@ class Prompt:
     dropped: list[Hit]  # left out by the budget, lowest-ranked first to go
     tokens: int  # prompt tokens (llm.count_messages)
     budget: int  # tokens the prompt may use: window - max_tokens - safety margin
+    turns: int = 0  # earlier conversation messages included
 
 
 class MarkerFilter:
@@ -218,14 +228,33 @@ class Answerer:
         self.config = config or AnswerConfig()
         self.max_tokens = max_tokens or llm.max_tokens
 
-    def retrieve(self, question: str, top_k: int | None = None, where: str | None = None) -> list[Hit]:
-        """Ranked hits scoring at least min_score."""
-        hits = self.search(question, top_k or self.config.top_k, where)
-        return [hit for hit in hits if hit.score >= self.config.min_score]
+    def retrieve(self, question: str, top_k: int | None = None, where=None, history: list[dict] | None = None) -> tuple[str, list[Hit]]:
+        """(the query searched, ranked hits scoring at least min_score). After earlier turns the
+        query is made standalone by the `answer.condense` method (rag.condense)."""
+        config = self.config
+        query, hits = condensed_search(
+            self.search, question, history, top_k or config.top_k, config.condense, where, llm=self.llm, turns=config.condense_turns
+        )
+        return query, [hit for hit in hits if hit.score >= config.min_score]
 
-    def messages(self, question: str, context: str) -> list[dict]:
-        messages = [{"role": "user", "content": self.config.template.format(question=question, context=context)}]
+    def messages(self, question: str, context: str, history: list[dict] = ()) -> list[dict]:
+        """system, the earlier turns, then the question with its numbered passages."""
+        messages = [*history, {"role": "user", "content": self.config.template.format(question=question, context=context)}]
         return [{"role": "system", "content": self.config.system}, *messages] if self.config.system else messages
+
+    def with_history(self, prompt: "Prompt", question: str, history: list[dict]) -> "Prompt":
+        """The prompt with as many recent turns (answer.history_turns at most) as the budget leaves
+        room for beside the passages: history goes oldest-first, before any passage would."""
+        window = [{"role": m["role"], "content": m["content"]} for m in history if m.get("role") in ("user", "assistant")]
+        window = window[-self.config.history_turns :] if self.config.history_turns else []
+        context = self.context(prompt.passages)
+        while window:
+            messages = self.messages(question, context, window)
+            tokens = self.llm.count_messages(messages)
+            if tokens <= prompt.budget:
+                return dataclasses.replace(prompt, messages=messages, tokens=tokens, turns=len(window))
+            window = window[1:]
+        return prompt
 
     def block(self, n: int, hit: Hit, text: str | None = None) -> str:
         return self.config.passage.format(**passage_fields(n, hit, text))
@@ -234,10 +263,16 @@ class Answerer:
         """Numbered passages [1]..[n]."""
         return self.config.separator.join(self.block(n, hit) for n, hit in enumerate(hits, 1))
 
-    def prompt(self, question: str, hits: list[Hit]) -> Prompt:
+    def prompt(self, question: str, hits: list[Hit], history: list[dict] | None = None) -> Prompt:
         """Fits the prompt into the window: system + template + question + numbered passages +
         max_tokens + safety margin <= context window. Keeps a prefix of the ranking (the lowest-ranked
-        passages go first); cuts the first passage when even it alone does not fit."""
+        passages go first); cuts the first passage when even it alone does not fit. Then recent
+        turns of the conversation fill what room is left (with_history)."""
+        prompt = self.passages(question, hits)
+        return self.with_history(prompt, question, history) if history else prompt
+
+    def passages(self, question: str, hits: list[Hit]) -> Prompt:
+        """The prompt with as many of the ranked passages as fit."""
         budget = self.llm.context_window - self.max_tokens - self.config.safety_margin
         messages = self.messages(question, self.context(hits))
         tokens = self.llm.count_messages(messages)
@@ -281,21 +316,13 @@ class Answerer:
 
     def truncate(self, hit: Hit, room: int) -> Hit | None:
         """hit with its text cut at a word boundary so that passage [1] takes at most room tokens."""
-        ends = [match.end() for match in re.finditer(r"\S+", hit.text)]
-        low, high, best = 0, len(ends) - 1, None
-        while low <= high:
-            middle = (low + high) // 2
-            text = hit.text[: ends[middle]] + " …"
-            if self.llm.count_tokens(self.block(1, hit, text)) <= room:
-                best, low = text, middle + 1
-            else:
-                high = middle - 1
-        return dataclasses.replace(hit, text=best) if best else None
+        text = shorten(hit.text, lambda text: self.llm.count_tokens(self.block(1, hit, text)) <= room)
+        return dataclasses.replace(hit, text=text) if text else None
 
-    def ask(self, question: str, top_k: int | None = None, where: str | None = None) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, where=None, history: list[dict] | None = None, **sampling) -> Answer:
         """The whole answer. Raises LLMError if the LLM fails before producing any text; a failure
         after some text returns the partial answer with complete=False."""
-        for event in self.stream(question, top_k, where):
+        for event in self.stream(question, top_k, where, history, **sampling):
             if event.type == "answer":
                 answer = event.answer
                 if not answer.complete and not answer.answer and event.exception:
@@ -303,12 +330,16 @@ class Answerer:
                 return answer
         raise RuntimeError("the answer stream ended without an answer")
 
-    def stream(self, question: str, top_k: int | None = None, where: str | None = None) -> Iterator[Event]:
+    def stream(self, question: str, top_k: int | None = None, where=None, history: list[dict] | None = None, **sampling) -> Iterator[Event]:
         """Token events as the LLM writes, then one answer event. An LLM failure yields an error
-        event and an answer with complete=False. Search errors are raised."""
+        event and an answer with complete=False. Search errors are raised.
+
+        history: the conversation so far ({role, content}, oldest first): it makes the search query
+        standalone and its recent turns go into the prompt. sampling: max_tokens, temperature, top_p,
+        stop, seed for the LLM (already clamped by the caller)."""
         start = time.perf_counter()
         timings = {}
-        hits = self.retrieve(question, top_k, where)
+        query, hits = self.retrieve(question, top_k, where, history)
         timings["retrieval_ms"] = elapsed(start)
         backend = {"backend": self.llm.name, "model": self.llm.model}
 
@@ -316,19 +347,19 @@ class Answerer:
             text = self.config.not_found
             timings.update(context_ms=0.0, llm_ms=0.0, first_token_ms=None, total_ms=elapsed(start))
             yield Event("token", text=text)
-            yield Event("answer", answer=Answer(question, text, found=False, timings=timings, **backend))
+            yield Event("answer", answer=Answer(question, text, found=False, query=query, timings=timings, **backend))
             return
 
         pieces, prompt, failure, generation = [], None, None, None
         markers = MarkerFilter(0)
         started = time.perf_counter()
         try:
-            prompt = self.prompt(question, hits)
+            prompt = self.prompt(question, hits, history)
             markers = MarkerFilter(len(prompt.passages))
             timings["context_ms"] = elapsed(started)
 
             started = time.perf_counter()
-            generation = self.llm.chat(prompt.messages, max_tokens=self.max_tokens, stream=True)
+            generation = self.llm.chat(prompt.messages, **{"max_tokens": self.max_tokens, **sampling}, stream=True)
             for piece in generation:
                 if text := self.emit(markers.feed(piece), pieces, timings, started):
                     yield Event("token", text=text)
@@ -345,11 +376,20 @@ class Answerer:
         timings["llm_ms"] = elapsed(started) if prompt else 0.0
         timings.setdefault("first_token_ms", None)
         answer = self.cite(question, "".join(pieces).rstrip(), prompt, hits, markers)
+        answer.query = query
         answer.timings = {**timings, "total_ms": elapsed(start)}
         answer.backend, answer.model = backend["backend"], backend["model"]
+        answer.completion_tokens = self.count(answer.answer) if answer.answer else None
         if failure:
             answer.complete, answer.error, answer.error_type = False, str(failure), type(failure).__name__
         yield Event("answer", answer=answer, exception=failure)
+
+    def count(self, text: str) -> int | None:
+        """Tokens of the answer; None when the backend cannot count (a count never fails an answer)."""
+        try:
+            return self.llm.count_tokens(text)
+        except Exception:
+            return None
 
     @staticmethod
     def emit(text: str, pieces: list[str], timings: dict, started: float) -> str:

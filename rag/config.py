@@ -7,37 +7,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from .llm.config import AnswerConfig, LLMConfig
+from . import prompts
+from .llm.config import LLMConfig
+from .strict import NAMED, Strict
+from .workflows.spec import WorkflowSection
 
 DEFAULT_CONFIG = "config.yml"
 ENV_CONFIG = "RAG_CONFIG"
 ENV_OVERRIDE_PREFIX = "RAG_"
 PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
-SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)?\s*$", re.IGNORECASE)
 
 
 class ConfigError(Exception):
     """Invalid or missing configuration; the message names the file and the key."""
-
-
-class Strict(BaseModel):
-    """Base model: unknown keys are errors, so typos fail at start."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def parse_size(value: Any) -> int:
-    """Parses a byte size: 1048576, "20MB", "1.5 GiB"."""
-    if isinstance(value, int):
-        return value
-    match = SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"expected a size such as 20MB, got {value!r}")
-    number, unit = float(match.group(1)), (match.group(2) or "B").upper().rstrip("B").rstrip("I")
-    return int(number * 1024 ** " KMGT".index(unit or " "))
 
 
 def default_embeddings() -> dict:
@@ -54,10 +39,18 @@ def default_embeddings() -> dict:
     }
 
 
+class VectorCacheConfig(Strict):
+    """Section `index.vector_cache`: every computed vector kept by (model, text hash) (rag.vectorcache)."""
+
+    enabled: bool = True
+    keep_unused_hours: float = Field(168, ge=0)  # vectors no kept version uses are deleted after this (a killed ingest resumes within it)
+
+
 class IndexConfig(Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: Path = Path("indexes")
     keep_versions: int = Field(2, ge=1)
+    vector_cache: VectorCacheConfig = VectorCacheConfig()
     embeddings: dict[str, Any] = Field(default_factory=default_embeddings)
 
     @field_validator("embeddings")
@@ -95,13 +88,10 @@ class IngestConfig(Strict):
     sources: list[SourceConfig] = []
     uploads: Path = Path("uploads")  # files uploaded over the API; always ingested as source "uploads"
     chunking: ChunkConfig = ChunkConfig()
-    max_file_size: int = 20 * 1024 * 1024
-    follow_symlinks: bool = True
-
-    @field_validator("max_file_size", mode="before")
-    @classmethod
-    def size(cls, value):
-        return parse_size(value)
+    max_file_size: ByteSize = ByteSize(20 * 1024 * 1024)  # "20MiB" (MB is 10^6 bytes)
+    watch: bool = False  # `rag serve` also watches the sources (rag.watch), as `rag watch` does
+    watch_debounce: float = Field(2.0, gt=0, le=3600)  # seconds of quiet before changed files are synced
+    watch_polling: bool = False  # poll every watch_debounce instead of file system events (always on for network mounts)
 
 
 class SearchConfig(Strict):
@@ -121,14 +111,8 @@ class ApiKey(Strict):
     key_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     scopes: list[Literal["read", "write"]] = Field(["read"], min_length=1)
 
-    # Checked per field where possible, so an error message never quotes a plain key
-    @field_validator("key")
-    @classmethod
-    def not_empty(cls, value):
-        if value is not None and not value.get_secret_value():
-            raise ValueError("is empty (is its environment variable set?)")
-        return value
-
+    # Checked per field where possible, so an error message never quotes a plain key. An empty key
+    # (its environment variable unset) is only an error for serving (digest): `rag ingest` needs no key
     @field_validator("key_sha256")
     @classmethod
     def not_both(cls, value, info):
@@ -142,10 +126,13 @@ class ApiKey(Strict):
             raise ValueError("give key (plain, e.g. from the environment) or key_sha256")
         return self
 
-    def digest(self) -> bytes:
-        """SHA-256 digest of the key: what requests are compared against."""
+    def digest(self, name: str) -> bytes:
+        """SHA-256 digest of the key `name`: what requests are compared against. ConfigError when
+        the plain key is empty."""
         if self.key_sha256:
             return bytes.fromhex(self.key_sha256)
+        if not self.key.get_secret_value():
+            raise ConfigError(f"api.api_keys.{name}.key: is empty (is its environment variable set?)")
         return hashlib.sha256(self.key.get_secret_value().encode("utf-8")).digest()
 
 
@@ -155,19 +142,68 @@ class ApiConfig(Strict):
     workers: int = Field(1, ge=1)
     api_keys: dict[str, ApiKey] = {}  # none: the API is open (local use); else every route but /health, /ready needs one
     cors_origins: list[str] = []
-    max_upload_size: int = 25 * 1024 * 1024
+    allowed_hosts: list[str] | None = None  # Host headers served; None: any, or only localhost names when host is loopback
+    max_body_size: ByteSize = ByteSize(1024 * 1024)  # "1MiB": JSON request bodies (uploads: max_upload_size per file)
+    max_upload_size: ByteSize = ByteSize(25 * 1024 * 1024)  # "25MiB"
     max_question_length: int = Field(2000, ge=1)
     model_name: str = Field("localrag", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # the model OpenAI/Ollama clients see
 
-    @field_validator("max_upload_size", mode="before")
-    @classmethod
-    def size(cls, value):
-        return parse_size(value)
-
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def origins(cls, value):
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+
+class AnswerConfig(Strict):
+    """Section `answer`: retrieval, prompt and citation settings of grounded answers."""
+
+    top_k: int = Field(5, ge=1, le=100)  # passages retrieved per question
+    min_score: float = 0.35  # passages scoring below are ignored; none left: `not_found`, no LLM call
+    mode: Literal["hybrid", "dense", "keyword"] | None = None  # None: the `search.mode`
+    system: str = prompts.SYSTEM
+    template: str = prompts.TEMPLATE  # must contain {question} and {context}
+    passage: str = prompts.PASSAGE  # one numbered passage: {n} {label} {text} {source} {page} {heading} {title} {id} {score}
+    separator: str = prompts.SEPARATOR  # between passages
+    not_found: str = prompts.NOT_FOUND
+    safety_margin: int = Field(32, ge=0)  # tokens kept free in the window besides max_tokens
+    infer_citations: bool = True  # no valid [n] in the answer: cite the passages it overlaps (flagged inferred)
+    snippet_size: int = Field(240, ge=20)
+    # Conversations (rag.condense): how a follow-up becomes a standalone search query, and how much
+    # of the conversation the prompt carries (dropped oldest-first before any passage is)
+    condense: Literal["last", "concat", "weighted", "fused", "llm"] = "fused"  # measured in bench/followups.py
+    condense_turns: int = Field(3, ge=0, le=20)  # earlier user turns the condense methods look at (back to the topic)
+    history_turns: int = Field(6, ge=0, le=50)  # earlier messages (user and assistant) kept in the prompt
+
+    @field_validator("template")
+    @classmethod
+    def template_fields(cls, value: str) -> str:
+        for field in ("{question}", "{context}"):
+            if field not in value:
+                raise ValueError(f"must contain {field}")
+        try:
+            value.format(question="", context="")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"only {{question}} and {{context}} may be used (double other braces): {error}") from None
+        return value
+
+    @field_validator("passage")
+    @classmethod
+    def passage_fields(cls, value: str) -> str:
+        if "{text}" not in value:
+            raise ValueError("must contain {text}")
+        fields = dict.fromkeys(("n", "label", "text", "source", "page", "heading", "title", "id", "score"), "")
+        try:
+            value.format(**fields)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"unknown field {error}; available: {', '.join('{%s}' % f for f in fields)}") from None
+        return value
+
+
+class ConversationsConfig(Strict):
+    """Section `conversations`: chats stored per API key (rag.conversations)."""
+
+    retention_days: float | None = Field(30, gt=0)  # conversations untouched this long are deleted; null: kept
+    max_turns: int = Field(200, ge=2)  # messages kept per conversation (oldest dropped)
 
 
 class Config(Strict):
@@ -178,8 +214,9 @@ class Config(Strict):
     search: SearchConfig = SearchConfig()
     llm: LLMConfig = LLMConfig()
     answer: AnswerConfig = AnswerConfig()
+    conversations: ConversationsConfig = ConversationsConfig()
     api: ApiConfig = ApiConfig()
-    workflow: dict[str, Any] = {}
+    workflow: WorkflowSection = Field(default_factory=WorkflowSection)
 
     # Not part of the file: where it was loaded from (relative paths resolve against its directory)
     file: Path = Field(Path(DEFAULT_CONFIG), exclude=True)
@@ -281,6 +318,7 @@ def describe(file: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        got = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
-        lines.append(f"{file}: {key}: {item['msg']}{got}")
+        message, value = item["msg"].removeprefix("Value error, "), repr(item.get("input"))
+        shown = item["type"] in ("missing", NAMED) or value in message  # the message names it already
+        lines.append(f"{file}: {key}: {message}" + ("" if shown else f" (got {value})"))
     return "\n".join(lines)

@@ -1,10 +1,20 @@
-"""The txtai Embeddings index of one store version: open, change, save, query."""
+"""The txtai Embeddings index of one store version: open, change, save, query.
 
+An index is opened with two classes of ours that txtai resolves from the config by dotted path:
+the BM25 of rag.scoring (a faster candidate selection) always, and for writers the vectors of
+rag.vectorcache (embeds only texts it has not seen). Neither is written to the saved config.json,
+which stays what config.yml declares, so any index opens with or without them.
+"""
+
+import json
 import logging
 import shutil
 from pathlib import Path
 
 from txtai import Embeddings
+from txtai.embeddings.index.configuration import Configuration
+
+from . import scoring, vectorcache
 
 # Metadata stored with every chunk; all are queryable with txtai SQL (`where source = 'x'`).
 COLUMNS = [
@@ -34,22 +44,62 @@ def has_index(path: Path) -> bool:
     return (Path(path) / "config.json").exists()
 
 
+def cached_settings(settings: dict, folder: Path, model: str) -> dict:
+    """Settings of a writer whose vectors go through the VectorCache in folder; `model` names the
+    embedding model as configured (the cache key does not depend on where it is installed)."""
+    cache = {"path": str(folder), "model": vectorcache.model_key(model, settings), "method": settings.get("method")}
+    return {**settings, "vectorcache": cache}
+
+
+def runtime(settings: dict) -> dict:
+    """The settings txtai is given: our scoring and (with `vectorcache`) vectors classes."""
+    settings = dict(settings)
+    if settings.get("vectorcache"):
+        settings["method"] = vectorcache.METHOD
+    bm25 = settings.get("scoring")
+    if isinstance(bm25, dict) and bm25.get("method", "bm25") == "bm25" and bm25.get("terms"):
+        settings["scoring"] = {**bm25, "method": scoring.METHOD}
+    return settings
+
+
 def open_embeddings(path: Path | None, settings: dict) -> Embeddings:
     """Loads the txtai index at path, or creates an empty one with settings.
 
     The embedding model always comes from `settings` (a local path), so an index copied to
     another machine or container does not try to reach a model hub.
     """
-    embeddings = Embeddings(settings, models=MODELS)
-    if path and has_index(path):
-        embeddings.load(str(path), config={"path": settings["path"]})
-    return embeddings
+    active = runtime(settings)
+    if not (path and has_index(path)):
+        return Embeddings(active, models=MODELS)
+    saved = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    overrides = {key: active[key] for key in ("path", "method", "vectorcache") if key in active}
+    overrides.update(runtime({"scoring": saved["scoring"]}) if saved.get("scoring") else {})
+    return Embeddings(models=MODELS).load(str(path), config=overrides)
 
 
 def save_embeddings(embeddings: Embeddings, path: Path):
     """Saves into path (a private work folder); an empty index leaves the folder empty."""
     if embeddings.config and embeddings.count():
         embeddings.save(str(path))
+        Configuration().save(portable(embeddings.config), str(path))
         return
     for entry in Path(path).iterdir():
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def portable(config: dict) -> dict:
+    """The config as config.yml declared it: txtai's own scoring and vectors classes."""
+    config = dict(config)
+    cache = config.pop("vectorcache", None)
+    if cache:
+        config.pop("method", None)
+        if cache.get("method"):
+            config["method"] = cache["method"]
+    if isinstance(config.get("scoring"), dict) and config["scoring"].get("method") == scoring.METHOD:
+        config["scoring"] = {**config["scoring"], "method": "bm25"}
+    return config
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of the files under path."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

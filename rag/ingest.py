@@ -1,25 +1,35 @@
 """Incremental ingestion: sync the configured sources into the index.
 
-A manifest (document id -> content hash -> chunk count) is stored inside every index version.
-A run re-embeds only new and changed files, deletes the chunks of changed, renamed and removed
-files, and publishes a new version atomically; a run that finds nothing to change writes nothing.
+    report = Ingestor(config, progress).run()          # every source; or run([paths]), run(rebuild=True)
+    Ingestor(config).remove(["uploads:report.pdf"])    # delete documents without re-embedding
+    Ingestor(config).upsert(rows)                      # ready-made chunk rows (workflows)
+
+The manifest of the live version (rag.manifest) records every document's hash, size and chunk count.
+A run reads only files whose size or modification time changed, re-embeds only files whose content
+changed, deletes the chunks of changed, renamed and removed files, and publishes a new version
+atomically (rag.store); a run that finds nothing to change writes nothing.
 """
 
 import hashlib
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .chunker import Chunker
+from .clock import now
 from .config import Config
-from .index import open_embeddings, save_embeddings
-from .loaders import LoadError, check_size, load_file
+from .index import cached_settings, open_embeddings, save_embeddings
+from .loaders import LoadError, load_file, read_file
+from .manifest import FORMAT, DocumentRecord, Manifest, chunk_id
+from .progress import Progress
 from .sources import Source, SourceFile, scan
-from .store import Store, read_json
+from .store import Store
+from .vectorcache import FILE, CachedVectors, VectorCache, version_keys
 
-MANIFEST_VERSION = 1
 UPLOADS = "uploads"
+# A file modified this recently may change again within the same mtime tick: its mtime is not
+# trusted to mean "unchanged" (it is re-read next run), as git does with "racily clean" entries
+RACY_NS = 2_000_000_000
 
 
 class StrictFailure(Exception):
@@ -28,22 +38,6 @@ class StrictFailure(Exception):
     def __init__(self, report):
         super().__init__(f"{len(report.failed)} file(s) failed; --strict: index left unchanged")
         self.report = report
-
-
-class Progress:
-    """Receives ingestion progress; the CLI shows it as a progress bar. Does nothing by default."""
-
-    def files(self, total: int):
-        pass
-
-    def file(self, path: str):
-        pass
-
-    def embedding(self, total: int):
-        pass
-
-    def chunks(self, count: int):
-        pass
 
 
 @dataclass
@@ -58,6 +52,7 @@ class Report:
     skipped: list[dict] = field(default_factory=list)
     chunks_added: int = 0
     chunks_removed: int = 0
+    chunks_embedded: int = 0  # chunk texts the model encoded; the other added chunks came from the vector cache
     documents: int = 0
     chunks: int = 0
     rebuilt: bool = False
@@ -71,68 +66,85 @@ class Report:
     def counts(self) -> dict:
         return {name: len(getattr(self, name)) for name in ("added", "updated", "removed", "unchanged", "failed", "skipped")}
 
+    def fail(self, entry: SourceFile, reason: str):
+        self.failed.append({"path": entry.relpath, "source": entry.source.name, "reason": reason})
+
     def to_dict(self) -> dict:
         return {**asdict(self), "counts": self.counts()}
-
-
-def chunk_id(document: str, index: int) -> str:
-    return f"{document}#{index:04d}"
-
-
-def read(path: Path, limit: int) -> bytes:
-    """The file's bytes; LoadError when too large (checked before reading) or unreadable."""
-    try:
-        check_size(path.stat().st_size, limit)
-        return path.read_bytes()
-    except PermissionError:
-        raise LoadError("permission denied") from None
-    except OSError as error:
-        raise LoadError(error.strerror or str(error)) from None
 
 
 def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def settled(stat) -> int | None:
+    """The file's mtime, or None while it is too recent to prove later that the file is unchanged."""
+    return stat.st_mtime_ns if time.time_ns() - stat.st_mtime_ns > RACY_NS else None
+
+
+def configured_sources(config: Config) -> list[Source]:
+    """Configured sources plus the uploads folder (source "uploads") when it exists."""
+    sources = [Source(s.name, config.resolve(s.path), tuple(s.include), tuple(s.exclude)) for s in config.ingest.sources]
+    uploads = config.resolve(config.ingest.uploads)
+    if uploads.is_dir() and all(s.name != UPLOADS for s in sources):
+        sources.append(Source(UPLOADS, uploads))
+    return sources
+
+
+def make_chunker(config: Config) -> Chunker:
+    """The chunker of `ingest.chunking`, measuring tokens with the embedding model's tokenizer."""
+    chunking = config.ingest.chunking
+    return Chunker(config.embeddings_settings()["path"], chunking.max_tokens, chunking.overlap, chunking.context_prefix)
+
+
+def fingerprint(config: Config) -> dict:
+    """Settings that change every vector or chunk: a change forces a rebuild."""
+    return {"model": config.index.embeddings["path"], "chunking": config.ingest.chunking.model_dump()}
+
+
+def chunk_rows(document: str, record: DocumentRecord, chunks) -> list[tuple[str, dict]]:
+    """(id, data) rows for txtai: each chunk's indexed text plus queryable metadata."""
+    return [
+        (
+            chunk_id(document, number),
+            {
+                "text": chunk.indexed,
+                "prefix": len(chunk.prefix),
+                "source": record.source,
+                "collection": record.collection,
+                "document": document,
+                "title": record.title,
+                "heading": " > ".join(chunk.heading),
+                "page": chunk.page,
+                "chunk": number,
+                "filetype": record.filetype,
+                "char_start": chunk.start,
+                "char_end": chunk.end,
+                "hash": record.hash,
+                "tokens": chunk.tokens,
+                "ingested_at": record.ingested_at,
+            },
+        )
+        for number, chunk in enumerate(chunks)
+    ]
+
+
 class Ingestor:
-    """Syncs sources into the index of a Config."""
+    """Syncs sources into the index of a Config; every change is published by `apply`."""
 
     def __init__(self, config: Config, progress: Progress | None = None):
         self.config = config
         self.progress = progress or Progress()
         self.store = Store(config.index_dir, config.index.keep_versions)
         self.settings = config.embeddings_settings()
-        self.chunking = config.ingest.chunking
+        if config.index.vector_cache.enabled:
+            self.settings = cached_settings(self.settings, self.vectors_dir, config.index.embeddings["path"])
+        self.embedded = 0
 
-    def sources(self) -> list[Source]:
-        """Configured sources plus the uploads folder (source "uploads") when it exists."""
-        sources = [
-            Source(s.name, self.config.resolve(s.path), tuple(s.include), tuple(s.exclude)) for s in self.config.ingest.sources
-        ]
-        uploads = self.config.resolve(self.config.ingest.uploads)
-        if uploads.is_dir() and all(s.name != UPLOADS for s in sources):
-            sources.append(Source(UPLOADS, uploads))
-        return sources
-
-    def remove(self, documents: list[str]) -> Report:
-        """Deletes documents' chunks from the index without re-embedding anything."""
-        report = Report()
-        with self.store.lock():
-            current = self.store.current()
-            manifest = read_json(current / "manifest.json") if current else {"documents": {}}
-            known = manifest["documents"]
-            report.removed = [d for d in documents if d in known]
-            if report.removed:
-                stale = [chunk_id(d, i) for d in report.removed for i in range(known.pop(d)["chunks"])]
-                report.chunks_removed = self.apply(manifest, stale, [])
-            report.documents = len(known)
-            report.chunks = sum(d["chunks"] for d in known.values())
-            report.version = self.store.stamp()
-        return report
-
-    def fingerprint(self) -> dict:
-        """Settings that change every vector or chunk: a change forces a rebuild."""
-        return {"model": self.config.index.embeddings["path"], "chunking": self.chunking.model_dump()}
+    @property
+    def vectors_dir(self):
+        """The vector cache of the index: beside its versions, never copied with them."""
+        return self.store.path / "vectors"
 
     def run(self, paths: list[Path] | None = None, rebuild: bool = False, strict: bool = False) -> Report:
         """Ingests the configured sources (or only `paths`).
@@ -144,97 +156,137 @@ class Ingestor:
         report = Report()
         with self.store.lock():
             current = self.store.current()
-            manifest = read_json(current / "manifest.json") if current else {}
-            if manifest and manifest.get("fingerprint") != self.fingerprint():
+            manifest = Manifest.read(current)
+            if manifest.documents and manifest.fingerprint != fingerprint(self.config):
                 rebuild = True
-            report.rebuilt = rebuild and bool(manifest)
-            documents = {} if rebuild else dict(manifest.get("documents", {}))
+            report.rebuilt = rebuild and bool(manifest.documents)
+            if rebuild:
+                manifest = Manifest()
+            manifest.fingerprint = fingerprint(self.config)
 
-            files, skipped, scopes = scan(self.sources(), paths)
+            files, skipped, scopes = scan(configured_sources(self.config), paths)
             report.skipped = [{"path": p, "reason": r} for p, r in skipped]
-            pending = self.classify(files, documents, scopes, report)
-
-            if pending or report.removed or rebuild or not current:
-                self.write(pending, documents, report, rebuild, strict)
-            elif strict and report.failed:
+            candidates = self.classify(files, manifest, scopes, report)
+            rows, stale = self.prepare(candidates, manifest, report)
+            if strict and report.failed:
                 raise StrictFailure(report)
-            report.documents = len(documents)
-            report.chunks = sum(d["chunks"] for d in documents.values())
+            for document in report.removed:
+                stale.extend(manifest.remove(document))
+            if rows or stale or rebuild or current is None:
+                report.chunks_removed = self.apply(manifest, stale, rows, rebuild)
+                report.chunks_added, report.chunks_embedded = len(rows), self.embedded
+            report.documents, report.chunks = len(manifest.documents), manifest.chunks
             report.version = self.store.stamp()
         report.seconds = time.perf_counter() - started
         return report
 
-    def classify(self, files: list[SourceFile], documents: dict, scopes, report: Report) -> list:
-        """Hashes files and sorts them into unchanged / pending (new or changed) / removed."""
-        pending, seen = [], set()
-        limit = self.config.ingest.max_file_size
+    def classify(self, files: list[SourceFile], manifest: Manifest, scopes, report: Report) -> list[SourceFile]:
+        """Files that may have changed (size or mtime differ from the manifest's); the rest are
+        unchanged. Documents under the scanned scopes whose file is gone are marked removed."""
+        candidates, seen = [], set()
         for entry in files:
             seen.add(entry.document)
+            known = manifest.documents.get(entry.document)
             try:
-                data = read(entry.path, limit)
-            except LoadError as error:
-                report.failed.append({"path": entry.relpath, "source": entry.source.name, "reason": error.reason})
-                continue
-            digest = file_hash(data)
-            known = documents.get(entry.document)
-            if known and known["hash"] == digest:
+                stat = entry.path.stat()
+            except OSError:
+                stat = None
+            if known and stat and known.mtime_ns == stat.st_mtime_ns and known.size == stat.st_size:
                 report.unchanged.append(entry.document)
             else:
-                pending.append((entry, digest))
-
-        for document, info in list(documents.items()):
-            if document not in seen and any(scope.covers(info["collection"], info["source"]) for scope in scopes):
+                candidates.append(entry)
+        for document, record in manifest.documents.items():
+            if document not in seen and any(scope.covers(record.collection, record.source) for scope in scopes):
                 report.removed.append(document)
-        return pending
+        return candidates
 
-    def write(self, pending: list, documents: dict, report: Report, rebuild: bool, strict: bool = False):
-        """Loads and chunks pending files, applies deletes and upserts on a copy, publishes it."""
-        self.progress.files(len(pending))
-        chunker = Chunker(self.settings["path"], self.chunking.max_tokens, self.chunking.overlap, self.chunking.context_prefix)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    def prepare(self, candidates: list[SourceFile], manifest: Manifest, report: Report) -> tuple[list, list[str]]:
+        """Reads each candidate once: unchanged content is left alone; new or changed files are
+        loaded and chunked. Returns the rows to upsert and the chunk ids they replace."""
+        self.progress.files(len(candidates))
+        chunker = None
         rows, stale = [], []
-        for entry, digest in pending:
+        for entry in candidates:
             self.progress.file(entry.relpath)
+            known = manifest.documents.get(entry.document)
             try:
-                data = read(entry.path, self.config.ingest.max_file_size)
+                data, stat = read_file(entry.path, self.config.ingest.max_file_size), entry.path.stat()
                 digest = file_hash(data)
+                if known and known.hash == digest:  # touched, not changed: remember the new mtime
+                    known.mtime_ns, known.size = settled(stat), stat.st_size
+                    report.unchanged.append(entry.document)
+                    continue
                 loaded = load_file(entry.path, self.config.ingest.max_file_size, data=data)
+                chunker = chunker or make_chunker(self.config)
                 chunks = chunker(loaded.title, loaded.sections)
                 if not chunks:
                     raise LoadError("no text")
             except LoadError as error:
-                report.failed.append({"path": entry.relpath, "source": entry.source.name, "reason": error.reason})
+                report.fail(entry, error.reason)
+                continue
+            except OSError as error:
+                report.fail(entry, (error.strerror or str(error)).lower())
                 continue
             except Exception as error:  # a loader bug must not lose the rest of the run
-                report.failed.append({"path": entry.relpath, "source": entry.source.name, "reason": f"{type(error).__name__}: {error}"})
+                report.fail(entry, f"{type(error).__name__}: {error}")
                 continue
 
-            known = documents.get(entry.document)
             (report.updated if known else report.added).append(entry.document)
-            if known:
-                stale.extend(chunk_id(entry.document, i) for i in range(known["chunks"]))
-            for number, chunk in enumerate(chunks):
-                rows.append(self.row(entry, digest, loaded, number, chunk, now))
-            documents[entry.document] = {
-                "collection": entry.source.name,
-                "source": entry.relpath,
-                "hash": digest,
-                "title": loaded.title,
-                "filetype": loaded.filetype,
-                "chunks": len(chunks),
-                "ingested_at": now,
-            }
+            stale.extend(manifest.chunk_ids(entry.document))
+            record = DocumentRecord(
+                collection=entry.source.name,
+                source=entry.relpath,
+                hash=digest,
+                title=loaded.title,
+                filetype=loaded.filetype,
+                chunks=len(chunks),
+                size=stat.st_size,
+                mtime_ns=settled(stat),
+                ingested_at=now(),
+            )
+            manifest.documents[entry.document] = record
+            rows.extend(chunk_rows(entry.document, record, chunks))
+        return rows, stale
 
-        if strict and report.failed:
-            raise StrictFailure(report)
-        for document in report.removed:
-            stale.extend(chunk_id(document, i) for i in range(documents.pop(document)["chunks"]))
+    def remove(self, documents: list[str]) -> Report:
+        """Deletes documents' chunks from the index without re-embedding anything."""
+        report = Report()
+        with self.store.lock():
+            manifest = Manifest.read(self.store.current())
+            report.removed = [d for d in documents if d in manifest.documents]
+            if report.removed:
+                stale = [uid for d in report.removed for uid in manifest.remove(d)]
+                report.chunks_removed = self.apply(manifest, stale, [])
+            report.documents, report.chunks = len(manifest.documents), manifest.chunks
+            report.version = self.store.stamp()
+        return report
 
-        manifest = {"version": MANIFEST_VERSION, "fingerprint": self.fingerprint(), "documents": documents}
-        report.chunks_removed = self.apply(manifest, stale, rows, rebuild)
-        report.chunks_added = len(rows)
+    def upsert(self, rows: list) -> Report:
+        """Writes ready-made chunk rows (id, data) of whole documents, replacing their old chunks."""
+        report = Report()
+        records: dict[str, DocumentRecord] = {}
+        for _, data in rows:
+            record = records.setdefault(data["document"], DocumentRecord(collection=data["collection"], source=data["source"], chunks=0))
+            record.hash, record.title, record.filetype = data.get("hash"), data.get("title") or "", data.get("filetype") or ""
+            record.ingested_at = data.get("ingested_at")
+            record.chunks = max(record.chunks, int(data.get("chunk", 0)) + 1)
+        with self.store.lock():
+            manifest = Manifest.read(self.store.current())
+            if manifest.documents and manifest.fingerprint != fingerprint(self.config):
+                raise ValueError("the index was built with other model or chunking settings: run `rag ingest --rebuild` first")
+            manifest.fingerprint = fingerprint(self.config)
+            stale = []
+            for document, record in records.items():
+                (report.updated if document in manifest.documents else report.added).append(document)
+                stale.extend(manifest.chunk_ids(document))
+                manifest.documents[document] = record
+            report.chunks_removed = self.apply(manifest, stale, rows)
+            report.chunks_added, report.chunks_embedded = len(rows), self.embedded
+            report.documents, report.chunks = len(manifest.documents), manifest.chunks
+            report.version = self.store.stamp()
+        return report
 
-    def apply(self, manifest: dict, stale: list[str], rows: list, rebuild: bool = False) -> int:
+    def apply(self, manifest: Manifest, stale: list[str], rows: list, rebuild: bool = False) -> int:
         """Publishes one new version: the live one (or nothing, with rebuild) minus the stale
         chunk ids plus the upserted rows, with manifest. Needs the lock. Returns chunks deleted."""
         work = self.store.workdir(copy_current=not rebuild)
@@ -243,59 +295,26 @@ class Ingestor:
         if rows:
             self.progress.embedding(len(rows))
             embeddings.upsert(self.stream(rows))
+            self.embedded += embeddings.model.encoded if isinstance(embeddings.model, CachedVectors) else len(rows)
         save_embeddings(embeddings, work)
         embeddings.close()
-        manifest["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest.version, manifest.updated_at = FORMAT, now()
         self.store.publish(work, manifest)
+        self.collect(manifest.chunks * self.store.keep)
         return removed
 
-    def upsert(self, rows: list) -> Report:
-        """Writes ready-made chunk rows (id, data) of whole documents, replacing their old chunks."""
-        report = Report()
-        documents = {}
-        for _, data in rows:
-            info = documents.setdefault(data["document"], {"collection": data["collection"], "source": data["source"], "chunks": 0})
-            info.update(hash=data.get("hash"), title=data.get("title"), filetype=data.get("filetype"), ingested_at=data.get("ingested_at"))
-            info["chunks"] = max(info["chunks"], int(data.get("chunk", 0)) + 1)
-        with self.store.lock():
-            current = self.store.current()
-            manifest = read_json(current / "manifest.json") if current else {}
-            if manifest and manifest.get("fingerprint") != self.fingerprint():
-                raise ValueError("the index was built with other model or chunking settings: run `rag ingest --rebuild` first")
-            manifest = {"version": MANIFEST_VERSION, "fingerprint": self.fingerprint(), "documents": {}, **manifest}
-            known = manifest["documents"]
-            for document in documents:
-                (report.updated if document in known else report.added).append(document)
-            stale = [chunk_id(d, i) for d in documents if d in known for i in range(known[d]["chunks"])]
-            known.update(documents)
-            report.chunks_removed = self.apply(manifest, stale, rows)
-            report.chunks_added = len(rows)
-            report.documents, report.chunks = len(known), sum(d["chunks"] for d in known.values())
-            report.version = self.store.stamp()
-        return report
-
-    def row(self, entry: SourceFile, digest: str, loaded, number: int, chunk, now: str):
-        """(id, data) for txtai: the indexed text plus queryable metadata."""
-        return (
-            chunk_id(entry.document, number),
-            {
-                "text": chunk.indexed,
-                "prefix": len(chunk.prefix),
-                "source": entry.relpath,
-                "collection": entry.source.name,
-                "document": entry.document,
-                "title": loaded.title,
-                "heading": " > ".join(chunk.heading),
-                "page": chunk.page,
-                "chunk": number,
-                "filetype": loaded.filetype,
-                "char_start": chunk.start,
-                "char_end": chunk.end,
-                "hash": digest,
-                "tokens": chunk.tokens,
-                "ingested_at": now,
-            },
-        )
+    def collect(self, live: int, force: bool = False):
+        """Deletes cached vectors no kept version holds (rag.vectorcache) when the cache holds more
+        than twice `live` (the chunks of the kept versions), or with force. Needs the lock."""
+        if not self.config.index.vector_cache.enabled or not (self.vectors_dir / FILE).exists():
+            return
+        cache = VectorCache(self.vectors_dir, self.settings["vectorcache"]["model"])
+        try:
+            if force or cache.due(live):
+                keys = (key for version in self.store.versions() for key in version_keys(version, self.settings))
+                cache.collect(keys, self.config.index.vector_cache.keep_unused_hours * 3600)
+        finally:
+            cache.close()
 
     def stream(self, rows):
         for row in rows:

@@ -1,18 +1,30 @@
-"""Background jobs (ingestion runs) with their state kept in files, so every server worker sees them."""
+"""Background jobs (ingestion runs) with their state kept in files, so every server worker sees them.
+
+A job's record is served to read keys (GET /jobs): it holds no traceback (that goes to the log) and
+no absolute server path (paths under the config folder are made relative to it, others cut to their
+file name). A job whose process died before it ended is reported `interrupted`.
+"""
 
 import json
+import logging
+import os
+import re
 import threading
 import time
-import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from .ingest import Progress
+from .clock import now
+from .progress import Progress
 from .store import replace_json
+from .workflows.records import alive
 
-STATES = ("queued", "running", "succeeded", "failed")
+logger = logging.getLogger("rag.jobs")
+
+STATES = ("queued", "running", "succeeded", "failed", "interrupted")
+ENDED = ("succeeded", "failed", "interrupted")
+ABSOLUTE_PATH = re.compile(r"(?<![\w/:.~-])/[^\s'\"]*[^\s'\".,:;)\]]")  # /a/b.txt, not the /b of a URL or a relative a/b
 
 
 class JobProgress(Progress):
@@ -48,18 +60,20 @@ class JobProgress(Progress):
 
 
 class Jobs:
-    """Runs jobs one at a time in a background thread; state in <folder>/<id>.json."""
+    """Runs jobs one at a time in a background thread; state in <folder>/<id>.json.
+    root: the config folder, which paths in job records are made relative to."""
 
-    def __init__(self, folder: Path, keep: int = 200):
+    def __init__(self, folder: Path, keep: int = 200, root: Path | None = None):
         self.folder = Path(folder)
         self.keep = keep
+        self.root = root
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-job")
         self.lock = threading.Lock()
 
     def submit(self, kind: str, function, **params) -> dict:
         """Queues function(progress) and returns the new job's state."""
         uid = uuid.uuid4().hex[:16]
-        job = {"id": uid, "kind": kind, "state": "queued", "params": params, "created_at": stamp(), "progress": {}}
+        job = {"id": uid, "kind": kind, "state": "queued", "params": self.relative(params), "created_at": stamp(), "progress": {}, "pid": os.getpid()}
         self.write(job)
         self.executor.submit(self.run, uid, function)
         self.prune()
@@ -71,10 +85,22 @@ class Jobs:
             progress = JobProgress(self, uid)
             result = function(progress)
             self.update(uid, state="succeeded", result=result, progress=dict(progress.state), finished_at=stamp())
-        except Exception as error:  # recorded for GET /jobs/{id}
-            self.update(uid, state="failed", error=f"{type(error).__name__}: {error}", trace=traceback.format_exc(limit=3), finished_at=stamp())
+        except Exception as error:  # recorded for GET /jobs/{id}; the traceback only in the log
+            logger.exception("job %s failed", uid)
+            self.update(uid, state="failed", error=self.relative(f"{type(error).__name__}: {error}"), finished_at=stamp())
 
     def get(self, uid: str) -> dict | None:
+        """The job as clients see it: without its owner's pid; `interrupted` when that process is gone."""
+        job = self.read(uid)
+        if job is None:
+            return None
+        pid = job.pop("pid", None)
+        if job["state"] in ("queued", "running") and pid and pid != os.getpid() and not alive(pid):
+            job["state"] = "interrupted"
+            job["error"] = f"the server process that ran this job (pid {pid}) stopped before it ended"
+        return job
+
+    def read(self, uid: str) -> dict | None:
         if not uid.isalnum():
             return None
         try:
@@ -88,7 +114,7 @@ class Jobs:
 
     def update(self, uid: str, **changes):
         with self.lock:
-            job = self.get(uid) or {"id": uid}
+            job = self.read(uid) or {"id": uid}
             job.update(changes)
             self.write(job)
 
@@ -104,15 +130,28 @@ class Jobs:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.get(uid)
-            if job and job["state"] in ("succeeded", "failed"):
+            if job and job["state"] in ENDED:
                 return job
             time.sleep(0.05)
         raise TimeoutError(f"job {uid} still running after {timeout}s")
+
+    def relative(self, value):
+        """value (a string, or the strings in a list or dict) with absolute paths made relative to
+        the config folder, and those outside it cut to their file name."""
+        if isinstance(value, dict):
+            return {key: self.relative(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.relative(item) for item in value]
+        if not isinstance(value, str):
+            return value
+        if self.root is not None:
+            value = value.replace(f"{str(self.root).rstrip('/')}/", "")
+        return ABSOLUTE_PATH.sub(lambda match: f".../{PurePath(match.group()).name}", value)
 
     def shutdown(self):
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def stamp() -> str:
-    """ISO time with microseconds, so jobs created within a second still sort."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    """Microseconds, so jobs created within a second still sort."""
+    return now("microseconds")

@@ -1,45 +1,42 @@
-"""Rich progress bar for ingestion: files loaded, chunks embedded, chunks/s."""
+"""The one progress protocol: ingestion, workflow runs and Ollama model pulls report through it.
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+Every method does nothing by default; a receiver overrides what it shows. The CLI draws terminal
+bars from these calls (rag.cli.progress), background jobs record them (rag.jobs).
+"""
 
-from .ingest import Progress
 
+class Progress:
+    """Receives progress. Does nothing by default."""
 
-class IngestBar(Progress):
-    """Shows ingestion progress on an interactive terminal; silent otherwise."""
+    # ---- ingestion ---------------------------------------------------------
 
-    def __init__(self, console, enabled: bool = True):
-        self.enabled = enabled
-        self.bar = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-            disable=not enabled,
-        )
-        self.loading = self.embedding_task = None
+    def files(self, total: int):
+        """Loading and chunking `total` files starts."""
 
-    def __enter__(self):
-        self.bar.__enter__()
-        return self
+    def file(self, path: str):
+        """One file was loaded and chunked."""
 
-    def __exit__(self, *args):
-        self.bar.__exit__(*args)
+    def embedding(self, total: int):
+        """Embedding `total` chunks starts."""
 
-    def files(self, total):
-        self.loading = self.bar.add_task("files ", total=total, rate="")
+    def chunks(self, count: int):
+        """`count` more chunks were embedded."""
 
-    def file(self, path):
-        self.bar.advance(self.loading)
+    # ---- workflow runs -------------------------------------------------------
 
-    def embedding(self, total):
-        self.embedding_task = self.bar.add_task("chunks", total=total, rate="")
+    def start(self, workflow: str, inputs: int):
+        """A run begins with this many input elements."""
 
-    def chunks(self, count):
-        self.bar.advance(self.embedding_task, count)
-        task = self.bar.tasks[self.embedding_task]
-        if task.speed:
-            self.bar.update(self.embedding_task, rate=f"{task.speed:.1f} chunks/s")
+    def action(self, name: str, count: int):
+        """An action starts on a batch of `count` elements."""
+
+    def advance(self, count: int = 1):
+        """Elements of the current action are done."""
+
+    def finish(self, results: int):
+        """The run ended with this many results."""
+
+    # ---- model pulls -----------------------------------------------------------
+
+    def pull(self, status: str, completed: int | None = None, total: int | None = None):
+        """Ollama pull progress, e.g. ("pulling 6a0746a1ec1a", 1024, 4096), then ("success", None, None)."""

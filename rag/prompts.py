@@ -1,4 +1,8 @@
-"""Default prompts for grounded answers; every one can be replaced in config.yml (`answer:`)."""
+"""Default prompts for grounded answers (every one can be replaced in config.yml, `answer:`), and
+the helpers that fill them in and fit them into a model's window."""
+
+import re
+from collections.abc import Callable
 
 SYSTEM = (
     "Answer the question using only the numbered passages. "
@@ -31,3 +35,18 @@ def passage_fields(n: int, hit, text: str | None = None) -> dict:
         "id": hit.id,
         "score": round(hit.score, 4),
     }
+
+
+def shorten(text: str, fits: Callable[[str], bool]) -> str | None:
+    """The longest prefix of text cut at a word boundary and marked " …" for which fits() holds
+    (a binary search over word ends); None when not even the first word fits."""
+    ends = [match.end() for match in re.finditer(r"\S+", text)]
+    low, high, best = 0, len(ends) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = text[: ends[middle]] + " …"
+        if fits(candidate):
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best

@@ -1,12 +1,22 @@
-"""Search over the live index version: hybrid, dense or keyword, with SQL filters."""
+"""Search over the live index version: hybrid, dense or keyword, with SQL filters.
+
+    searcher = Searcher(config)
+    hits = searcher.search("How do I back up the index?", limit=5, mode="hybrid")
+    searcher.passage("docs:guide/backup.md#0001")   # one chunk by id
+    searcher.info()                                   # version, loaded_at, documents, chunks
+"""
 
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass
+
+from txtai.embeddings.search import Hybrid, Search
 
 from .config import Config
+from .filters import Filter, FilterError, combine
 from .index import COLUMNS, has_index, open_embeddings
-from .store import Store, read_json
+from .manifest import Manifest
+from .store import Store
 from .types import Hit
 
 MODES = ("hybrid", "dense", "keyword")
@@ -14,6 +24,21 @@ MODES = ("hybrid", "dense", "keyword")
 
 class SearchError(Exception):
     """A search that cannot run: bad mode, bad filter, no index."""
+
+
+class PassageNotFound(KeyError):
+    """No chunk with that id in the live index version."""
+
+
+@dataclass
+class IndexInfo:
+    """The index version a process serves."""
+
+    name: str
+    version: str | None  # None: nothing published yet
+    loaded_at: float | None  # Unix time the version was loaded
+    documents: int
+    chunks: int
 
 
 class Searcher:
@@ -30,7 +55,7 @@ class Searcher:
         self.settings = config.embeddings_settings()
         self.embeddings = None
         self.version = None
-        self.manifest = {}
+        self.manifest = Manifest()
         self.loaded_at = None
         self.lock = threading.RLock()
         self.loading = threading.Lock()
@@ -52,7 +77,7 @@ class Searcher:
             if current.name == self.version:
                 return False
             embeddings = open_embeddings(current, self.settings) if has_index(current) else None
-            manifest = read_json(current / "manifest.json")
+            manifest = Manifest.read(current)
             with self.lock:
                 old = self.embeddings
                 self.embeddings, self.version, self.manifest = embeddings, current.name, manifest
@@ -68,14 +93,35 @@ class Searcher:
         self.refresh()
         return self.version is not None
 
-    def search(self, query: str, limit: int | None = None, mode: str | None = None, where: str | None = None) -> list[Hit]:
-        """Ranked passages for query. `where` is a txtai SQL condition on metadata columns."""
+    def info(self) -> IndexInfo:
+        """The version this process serves, with its document and chunk counts."""
+        manifest = self.manifest
+        return IndexInfo(self.config.index.name, self.version, self.loaded_at, len(manifest.documents), manifest.chunks)
+
+    def passage(self, uid: str) -> Hit:
+        """One chunk by id; raises PassageNotFound."""
+        self.refresh()
+        sql = f"select id, text, {', '.join(COLUMNS)} from txtai where id = :id"
+        with self.lock:
+            rows = self.embeddings.search(sql, parameters={"id": uid}) if self.embeddings else []
+        if not rows:
+            raise PassageNotFound(uid)
+        return to_hit({**rows[0], "score": 1.0})
+
+    def search(
+        self, query: str, limit: int | None = None, mode: str | None = None, where: "str | Filter | None" = None, filters: dict | None = None
+    ) -> list[Hit]:
+        """Ranked passages for query. `where` is a condition in the filter language of rag.filters
+        (or an already checked Filter), `filters` equality filters on metadata columns (both: AND)."""
         mode = mode or self.config.search.mode
         if mode not in MODES:
             raise SearchError(f"unknown search mode {mode!r}; expected one of {', '.join(MODES)}")
-        limit = limit or self.config.search.limit
+        limit = self.config.search.limit if limit is None else limit
+        if not 1 <= limit <= self.config.search.max_limit:
+            raise SearchError(f"limit must be between 1 and {self.config.search.max_limit} (search.max_limit), got {limit}")
         if not query or not query.strip():
             raise SearchError("empty query")
+        condition = where if isinstance(where, Filter) else checked_filter(where, filters)
         self.refresh()
         if self.version is None:
             raise SearchError(f"no index at {self.store.path}: run `rag ingest` first")
@@ -87,15 +133,42 @@ class Searcher:
         sql = (
             f"select id, text, score, {', '.join(COLUMNS)} from txtai "
             f"where similar(:query, '{candidates}', '{weights}')"
-            + (f" and ({where})" if where else "")
+            + (f" and ({condition.text})" if condition else "")
             + f" limit {int(limit)}"
         )
+        parameters = {"query": query, **(condition.parameters if condition else {})}
         try:
             with self.lock:
-                rows = self.embeddings.search(sql, parameters={"query": query}) if self.embeddings else []
+                rows = OwnIndexSearch(self.embeddings)([sql], parameters=[parameters])[0] if self.embeddings else []
         except Exception as error:
             raise SearchError(f"search failed: {error}") from error
         return [to_hit(row) for row in rows if mode != "keyword" or row["score"] > 0]
+
+
+class OwnIndexSearch(Search):
+    """txtai's search, except that weights of 1 (dense) or 0 (keyword) on a hybrid index run only
+    the index whose score counts: txtai runs both and drops one in the fusion. The same fusion
+    then ranks the one side, so results are txtai's."""
+
+    def search(self, queries, limit, weights, index):
+        if index or not (self.ann and self.scoring) or weights not in (0.0, 1.0):
+            return super().search(queries, limit, weights, index)
+        # As txtai asks each index of a hybrid for 10 x limit (BM25's candidates depend on it)
+        none = [[] for _ in queries]
+        dense = self.dense(queries, limit * 10) if weights == 1.0 else none
+        sparse = self.sparse(queries, limit * 10) if weights == 0.0 else none
+        fusion = Hybrid(self.scoring)
+        return [fusion(pair, [weights, 1 - weights], limit) for pair in zip(dense, sparse)]
+
+
+def checked_filter(where: "str | Filter | None", filters: dict | None = None) -> Filter | None:
+    """The condition of `where` and `filters`; SearchError when it is not in the filter language."""
+    if isinstance(where, Filter) and not filters:
+        return where
+    try:
+        return combine(where, filters)
+    except FilterError as error:
+        raise SearchError(str(error)) from None
 
 
 def to_hit(row: dict) -> Hit:
@@ -116,25 +189,3 @@ def to_hit(row: dict) -> Hit:
         end=int(row.get("char_end") or 0),
         extra={"collection": row.get("collection"), "ingested_at": row.get("ingested_at")},
     )
-
-
-def status(config: Config) -> dict:
-    """Index name, model, documents, chunks, size on disk, last ingest."""
-    store = Store(config.index_dir, config.index.keep_versions)
-    current = store.current()
-    manifest = read_json(current / "manifest.json") if current else {}
-    documents = manifest.get("documents", {})
-    return {
-        "index": config.index.name,
-        "path": str(store.path),
-        "model": config.index.embeddings["path"],
-        "version": current.name if current else None,
-        "documents": len(documents),
-        "chunks": sum(d["chunks"] for d in documents.values()),
-        "size_bytes": folder_size(current) if current else 0,
-        "last_ingest": manifest.get("updated_at"),
-    }
-
-
-def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

@@ -1,21 +1,38 @@
-"""One object that does everything localrag offers: search, answer, ingest, documents, jobs.
+"""One object that does everything localrag offers: search, answer, ingest, documents, jobs, workflows.
 
-The CLI, the HTTP API and the workflows all go through it, so there is one implementation of
-each operation.
+    rag = LocalRAG(load_config())
+    rag.ingest()                                    # sync the sources (a Report)
+    rag.search("backup", limit=3)                   # ranked Hits
+    rag.ask("How do I back up the index?")          # an Answer with citations
+    rag.documents(); rag.delete("uploads:report.pdf")
+    rag.workflows.run("summarize")
+
+The CLI, the HTTP API, the web page, MCP and the workflow actions all call this object and nothing
+below it, so each operation has one implementation.
 """
 
-import re
+import os
+import tempfile
 import threading
+import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
+from .clock import now
 from .config import Config
-from .ingest import UPLOADS, Ingestor, Progress, Report
+from .conversations import LOCAL, Conversations, Turn
+from .index import folder_size
+from .ingest import UPLOADS, Ingestor, Report, chunk_rows, configured_sources, file_hash, make_chunker
 from .jobs import Jobs
-from .loaders import SUPPORTED_TYPES
-from .search import Searcher, status
+from .loaders import SUPPORTED_TYPES, LoadedDocument, load_file, read_file
+from .manifest import Document, DocumentRecord, Manifest
+from .progress import Progress
+from .search import IndexInfo, Searcher, checked_filter
+from .sources import SourceFile, scan
+from .store import IndexLocked
 from .types import Hit
 
-UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+NAME_MAX = 255  # bytes of a file name on common filesystems
 
 
 class DocumentNotFound(KeyError):
@@ -23,26 +40,39 @@ class DocumentNotFound(KeyError):
 
 
 class LocalRAG:
-    """The library facade over one config.yml."""
+    """The service over one config.yml."""
 
-    def __init__(self, config: Config, pull_progress=None):
-        """pull_progress(status, completed, total) shows an Ollama model pull (llm.ollama.auto_pull)."""
+    def __init__(self, config: Config, progress: Progress | None = None):
+        """progress receives Ollama model pulls (llm.ollama.auto_pull) when the LLM is first used."""
         self.config = config
-        self.pull_progress = pull_progress
+        self.progress = progress
         self.searcher = Searcher(config)
-        self.jobs = Jobs(config.index_dir / "jobs")
+        self.jobs = Jobs(config.index_dir / "jobs", root=config.root)
         self.lock = threading.Lock()
         self._llm = None
         self._answerer = None
+        self._workflows = None
+        self._chunker = None
+        self._conversations = None
 
     # ---- search and answers ---------------------------------------------
 
-    def search(self, query: str, limit: int | None = None, mode: str | None = None, where: str | None = None) -> list[Hit]:
-        return self.searcher.search(query, limit=limit, mode=mode, where=where)
+    def search(self, query: str, limit: int | None = None, mode: str | None = None, where: str | None = None, filters: dict | None = None) -> list[Hit]:
+        """Ranked passages; `where` in the filter language of rag.filters, `filters` {column: value(s)}."""
+        return self.searcher.search(query, limit=limit, mode=mode, where=where, filters=filters)
+
+    def passage(self, uid: str) -> Hit:
+        """One chunk by id (`<document>#<nnnn>`), with its full text; raises PassageNotFound."""
+        return self.searcher.passage(uid)
 
     def refresh(self, force: bool = False) -> bool:
         """Swaps in a newly published index version (True if it did)."""
         return self.searcher.refresh(force=force)
+
+    def index(self) -> IndexInfo:
+        """The index version this process serves (after a look for a newer one)."""
+        self.refresh()
+        return self.searcher.info()
 
     @property
     def llm(self):
@@ -52,8 +82,18 @@ class LocalRAG:
 
             with self.lock:
                 if self._llm is None:
-                    self._llm = shared_llm(self.config.llm, self.config.root, self.pull_progress)
+                    self._llm = shared_llm(self.config.llm, self.config.root, self.progress)
         return self._llm
+
+    def llm_choice(self) -> dict:
+        """Which LLM backend is in use and why (probes Ollama when provider is auto); never raises."""
+        from .llm.errors import LLMError
+
+        try:
+            llm = self.llm
+        except LLMError as error:
+            return {"backend": None, "error": str(error)}
+        return {"backend": llm.name, "model": llm.model, "reason": llm.reason}
 
     @property
     def answerer(self):
@@ -64,75 +104,188 @@ class LocalRAG:
             self._answerer = Answerer(self.llm, lambda q, k, w: self.search(q, limit=k, mode=mode, where=w), self.config.answer)
         return self._answerer
 
-    def ask(self, question: str, top_k: int | None = None, where: str | None = None):
-        return self.answerer.ask(question, top_k=top_k, where=where)
+    def ask(self, question: str, **options):
+        """A grounded Answer with citations (options as for stream); raises SearchError,
+        ConversationNotFound, and LLMError if the LLM fails before any text."""
+        for event in self.stream(question, **options):
+            if event.type == "answer":
+                if not event.answer.complete and not event.answer.answer and event.exception:
+                    raise event.exception
+                return event.answer
+        raise RuntimeError("the answer stream ended without an answer")
 
-    def stream(self, question: str, top_k: int | None = None, where: str | None = None):
-        return self.answerer.stream(question, top_k=top_k, where=where)
+    def stream(
+        self,
+        question: str,
+        top_k: int | None = None,
+        where: str | None = None,
+        filters: dict | None = None,
+        history: list[dict] | None = None,
+        conversation: str | None = None,
+        remember: bool = False,
+        owner: str = LOCAL,
+        **sampling,
+    ) -> Iterator:
+        """Token events, then the answer event (rag.answer.Event).
+
+        history: earlier turns ({role, content}); conversation: the id of a stored conversation of
+        `owner` to continue (its turns come before history); remember: store this exchange, in a new
+        conversation unless one is given. The answer carries `conversation_id` when stored.
+        sampling: max_tokens, temperature, top_p, stop, seed for the LLM (clamped to config.llm)."""
+        condition = checked_filter(where, filters)
+        earlier = self.conversations.get(conversation, owner).history() if conversation else []
+        return self.converse(question, top_k, condition, earlier + list(history or []), conversation, remember, owner, sampling)
+
+    def converse(self, question, top_k, condition, history, conversation, remember, owner, sampling) -> Iterator:
+        for event in self.answerer.stream(question, top_k, condition, history, **self.config.llm.clamp(sampling)):
+            if event.type == "answer" and (conversation or remember):
+                answer = event.answer
+                conversation = conversation or self.conversations.create(owner, question)
+                cited = [{"id": c.id, "label": c.label, "number": c.number} for c in answer.citations]
+                self.conversations.append(
+                    conversation, owner, [Turn("user", question), Turn("assistant", answer.answer, answer.query, cited)]
+                )
+                answer.conversation_id = conversation
+            yield event
+
+    @property
+    def conversations(self) -> Conversations:
+        """The stored conversations of this index."""
+        if self._conversations is None:
+            settings = self.config.conversations
+            self._conversations = Conversations(self.config.index_dir / "conversations.sqlite3", settings.retention_days, settings.max_turns)
+        return self._conversations
 
     # ---- ingestion --------------------------------------------------------
 
-    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress: Progress | None = None) -> Report:
-        report = Ingestor(self.config, progress).run(paths, rebuild=rebuild)
+    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, strict: bool = False, progress: Progress | None = None) -> Report:
+        """Syncs the sources (or `paths`) into the index; raises IndexLocked, StrictFailure."""
+        report = Ingestor(self.config, progress).run(paths, rebuild=rebuild, strict=strict)
         self.refresh(force=True)
         return report
 
-    def ingest_job(self, paths: list[Path] | None = None, rebuild: bool = False) -> dict:
-        """Starts an ingest in the background; returns the job (poll it with jobs.get)."""
+    def ingest_job(self, paths: list[Path] | None = None, rebuild: bool = False, uploaded: bool = False, observer=None) -> dict:
+        """Starts an ingest in the background; returns the job (poll it with jobs.get).
+
+        uploaded: the paths are new uploads, and those that fail to ingest are not kept.
+        observer(report, error) is told how the run ended (metrics)."""
 
         def run(progress):
-            return self.ingest(paths, rebuild=rebuild, progress=progress).to_dict()
+            try:
+                report = self.ingest(paths, rebuild=rebuild, progress=progress).to_dict()
+            except Exception as error:
+                if observer:
+                    observer(None, error)
+                if uploaded:  # nothing of a failed upload job is kept
+                    for path in paths or []:
+                        Path(path).unlink(missing_ok=True)
+                raise
+            if observer:
+                observer(report, None)
+            if uploaded:
+                for failure in report["failed"]:
+                    if failure.get("source") == UPLOADS:
+                        (self.uploads / failure["path"]).unlink(missing_ok=True)
+            return report
 
         return self.jobs.submit("ingest", run, paths=[str(p) for p in paths or []], rebuild=rebuild)
+
+    def sources(self):
+        """The configured sources, and the uploads folder when it exists."""
+        return configured_sources(self.config)
+
+    def scan(self, paths: list[Path] | None = None, sources=None) -> tuple[list[SourceFile], list[tuple[str, str]]]:
+        """Files of `sources` (default: all), or under `paths`: (files, skipped as (path, reason))."""
+        files, skipped, _ = scan(sources or self.sources(), paths)
+        return files, skipped
+
+    def load(self, entry: SourceFile) -> tuple[LoadedDocument, str]:
+        """A file loaded as text sections, and the SHA-256 of the bytes loaded; raises LoadError."""
+        limit = self.config.ingest.max_file_size
+        data = read_file(entry.path, limit)
+        return load_file(entry.path, limit, data=data), file_hash(data)
+
+    def chunk(self, document: str, record: DocumentRecord, title: str, sections) -> list[tuple[str, dict]]:
+        """Chunk rows (id, data) of a document's sections, exactly as ingestion makes them."""
+        if self._chunker is None:
+            self._chunker = make_chunker(self.config)
+        record.ingested_at = record.ingested_at or now()
+        return chunk_rows(document, record, self._chunker(title, sections))
+
+    def upsert(self, rows: list, progress: Progress | None = None) -> Report:
+        """Writes ready-made chunk rows of whole documents as one new version, replacing their old chunks.
+        The collection `uploads` is reserved for uploaded files (ValueError)."""
+        if any(data.get("collection") == UPLOADS for _, data in rows):
+            raise ValueError(f"the collection {UPLOADS!r} is reserved for files uploaded over the API")
+        report = Ingestor(self.config, progress).upsert(rows)
+        self.refresh(force=True)
+        return report
 
     @property
     def uploads(self) -> Path:
         return self.config.resolve(self.config.ingest.uploads)
 
     def save_upload(self, filename: str, stream, max_bytes: int) -> Path:
-        """Saves an uploaded file into the uploads folder under a safe, unique name.
+        """Saves an uploaded file into the uploads folder under its own name (see safe_name); a file
+        of the same name is replaced atomically, so concurrent uploads never mix.
 
-        Raises ValueError for an unsupported type and OverflowError past max_bytes (nothing is kept).
+        Raises ValueError for a bad name or type and OverflowError past max_bytes (nothing is kept).
         """
         name = safe_name(filename)
+        self.check_writable()
         if Path(name).suffix.lower() not in SUPPORTED_TYPES:
             raise ValueError(f"unsupported file type {Path(name).suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED_TYPES))}")
         self.uploads.mkdir(parents=True, exist_ok=True)
-        target = self.uploads / name
-        temp = self.uploads / f".{name}.part"
-        size = 0
+        handle = tempfile.NamedTemporaryFile(dir=self.uploads, prefix=".upload-", suffix=".part", delete=False)
+        temp = Path(handle.name)
         try:
-            with open(temp, "wb") as handle:
+            with handle:
+                size = 0
                 while chunk := stream.read(1 << 20):
                     size += len(chunk)
                     if size > max_bytes:
                         raise OverflowError(f"{filename}: larger than the upload limit of {max_bytes} bytes")
                     handle.write(chunk)
-            temp.replace(target)
+            target = self.upload_path(name)
+            os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)
         return target
 
+    def check_writable(self):
+        """IndexLocked at once when another process (e.g. `rag ingest`) is writing the index."""
+        holder = self.searcher.store.writer()
+        if holder:
+            raise IndexLocked(f"the index is being written by another process ({holder}); wait for it to finish and try again")
+
+    def upload_path(self, name: str) -> Path:
+        """The path of an uploaded file; ValueError when name would lead outside the uploads folder."""
+        folder = self.uploads.resolve()
+        path = folder / name
+        if path.parent != folder or not path.name or path.is_symlink():
+            raise ValueError(f"{name!r} is not a file of the uploads folder")
+        return path
+
     # ---- documents ----------------------------------------------------------
 
-    def documents(self) -> list[dict]:
+    def documents(self) -> list[Document]:
         self.refresh(force=True)
-        return [{"id": uid, **info} for uid, info in sorted(self.searcher.manifest.get("documents", {}).items())]
+        return self.searcher.manifest.listing()
 
-    def document(self, uid: str) -> dict:
+    def document(self, uid: str) -> Document:
         self.refresh(force=True)
-        info = self.searcher.manifest.get("documents", {}).get(uid)
-        if info is None:
+        document = self.searcher.manifest.get(uid)
+        if document is None:
             raise DocumentNotFound(uid)
-        return {"id": uid, **info}
+        return document
 
     def delete(self, uid: str) -> dict:
         """Removes a document's chunks (no rebuild) and, for uploads, its file."""
         document = self.document(uid)
         report = Ingestor(self.config).remove([uid])
         removed_file = False
-        if document["collection"] == UPLOADS:
-            path = self.uploads / document["source"]
+        if document.collection == UPLOADS:
+            path = self.upload_path(document.source)
             if path.is_file():
                 path.unlink()
                 removed_file = True
@@ -140,17 +293,50 @@ class LocalRAG:
         return {"id": uid, "chunks_removed": report.chunks_removed, "file_removed": removed_file}
 
     def status(self) -> dict:
-        return status(self.config)
+        """Index name, model, documents, chunks, size on disk, last ingest (without loading the index)."""
+        current = self.searcher.store.current()
+        manifest = Manifest.read(current)
+        return {
+            "index": self.config.index.name,
+            "path": str(self.searcher.store.path),
+            "model": self.config.index.embeddings["path"],
+            "version": current.name if current else None,
+            "documents": len(manifest.documents),
+            "chunks": manifest.chunks,
+            "size_bytes": folder_size(current) if current else 0,
+            "last_ingest": manifest.updated_at,
+        }
+
+    # ---- workflows ------------------------------------------------------------
+
+    @property
+    def workflows(self):
+        """The workflows of config.yml (rag.workflows.Workflows), built on first use."""
+        if self._workflows is None:
+            from .workflows import Workflows
+
+            with self.lock:
+                if self._workflows is None:
+                    self._workflows = Workflows(self)
+        return self._workflows
 
     def close(self):
         self.jobs.shutdown()
 
+    def passages(self, uid: str) -> list[Hit]:
+        """The chunks of a document in order, with their full text; raises DocumentNotFound."""
+        from .manifest import chunk_id
+
+        return [self.passage(chunk_id(uid, number)) for number in range(self.document(uid).chunks)]
+
 
 def safe_name(filename: str) -> str:
-    """A plain file name: no folders, no traversal, no hidden files, no odd characters."""
-    name = Path(str(filename).replace("\\", "/")).name
-    name = UNSAFE.sub("_", name).strip(" .")
-    if not name:
-        raise ValueError(f"invalid file name {filename!r}")
+    """The name an upload is saved under: the last part of the path the client sent, as NFC Unicode.
+    ValueError for names the filesystem cannot hold or that would hide the file: empty, dot-files,
+    control characters, longer than NAME_MAX bytes."""
+    name = unicodedata.normalize("NFC", str(filename).replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    if not name or name.startswith(".") or any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in name):
+        raise ValueError(f"invalid file name {filename!r}: empty, hidden or with control characters")
+    if len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
+        raise ValueError(f"file name longer than {NAME_MAX} bytes")
     return name
-

@@ -1,19 +1,22 @@
 """Plain data types shared across the library."""
 
 from dataclasses import asdict, dataclass, field
+from typing import Annotated
+
+from pydantic import Field
 
 
 @dataclass
 class Hit:
     """One retrieved passage (a chunk) with the metadata needed to cite it."""
 
-    id: str
+    id: Annotated[str, Field(examples=["docs:guide/backup.md#0001"])]
     score: float
     text: str
-    source: str = ""
-    document: str = ""
+    source: Annotated[str, Field(examples=["guide/backup.md"])] = ""
+    document: Annotated[str, Field(examples=["docs:guide/backup.md"])] = ""
     title: str = ""
-    heading: str = ""
+    heading: Annotated[str, Field(examples=["Backups > Restore"])] = ""
     page: int | None = None
     chunk: int = 0
     filetype: str = ""

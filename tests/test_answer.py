@@ -5,7 +5,8 @@ import time
 import pytest
 
 from rag.answer import Answerer, MarkerFilter, Prompt, infer
-from rag.llm import AnswerConfig, ContextOverflow, EmbeddedLLM, LLMUnavailable, create_llm
+from rag.config import AnswerConfig
+from rag.llm import ContextOverflow, EmbeddedLLM, LLMUnavailable, create_llm
 from rag.types import Hit
 from tests.conftest_llm import OLLAMA_MODEL, llm_config
 from tests.ollama_server import free_port

@@ -186,7 +186,6 @@ def test_search_modes_filters_and_where(api):
         ({"query": "x" * 301}, "query"),  # api.max_question_length is 300
         ({"query": "giraffe", "mode": "fuzzy"}, "mode"),
         ({"query": "giraffe", "filters": {"password": "x"}}, "filters"),
-        ({"query": "giraffe", "filters": {"source": "it's.md"}}, "filters"),
         ({"query": "giraffe", "colour": "red"}, "colour"),
         ({}, "query"),
     ],
@@ -198,7 +197,7 @@ def test_search_rejects_bad_input_with_422(api, body, where):
 
 def test_search_bad_sql_filter_and_bad_json(api):
     error = assert_error(api.post("/search", json={"query": "giraffe", "where": "source = = 'x'"}), 400, "search_error")
-    assert "search failed" in error["message"]
+    assert "where" in error["message"] and "position 10" in error["message"]
     assert_error(api.post("/search", content=b"{not json", headers={"content-type": "application/json"}), 422, "validation_error")
 
 

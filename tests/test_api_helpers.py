@@ -51,7 +51,7 @@ llm:
 answer:
   top_k: 2
 api:
-  max_upload_size: 64KB
+  max_upload_size: 64KiB
   max_question_length: 300
   cors_origins: [http://app.example]
 {keys}"""
@@ -124,7 +124,7 @@ def wait_job(client: httpx.Client, uid: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/jobs/{uid}").json()
-        if job["state"] in ("succeeded", "failed"):
+        if job["state"] in ("succeeded", "failed", "interrupted"):
             return job
         time.sleep(0.1)
     raise TimeoutError(f"job {uid} still running")

@@ -5,7 +5,8 @@ import sqlite3
 
 from rag.config import load_config
 from rag.ingest import Ingestor
-from rag.search import Searcher, status
+from rag.search import Searcher
+from rag.service import LocalRAG
 from rag.store import Store
 
 
@@ -74,7 +75,7 @@ def test_changed_chunk_count_leaves_no_stale_chunks(workspace):
     ingest(workspace)
     left = [r for r in chunk_rows(workspace) if r[1] == "docs:long.md"]
     assert len(left) == 1
-    assert first.chunks - len(many) + 1 == status(load_config(workspace / "config.yml"))["chunks"]
+    assert first.chunks - len(many) + 1 == LocalRAG(load_config(workspace / "config.yml")).status()["chunks"]
 
 
 def test_rebuild_starts_from_scratch(workspace):
@@ -95,6 +96,6 @@ def test_path_argument_limits_scope(workspace):
 
 def test_status_reports_index(workspace):
     report = ingest(workspace)
-    info = status(load_config(workspace / "config.yml"))
+    info = LocalRAG(load_config(workspace / "config.yml")).status()
     assert info["documents"] == 3 and info["chunks"] == report.chunks
     assert info["size_bytes"] > 0 and info["last_ingest"]

@@ -6,21 +6,18 @@ One workspace and service for the module, so the models load once.
 
 import json
 import shutil
-import socket
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 import yaml
-from fastapi import FastAPI
 
 from rag.config import load_config
 from rag.ingest import Ingestor
 from rag.service import LocalRAG
 from rag.workflows import Scheduler, Workflows, list_workflows, run_workflow
 from tests.conftest import ROOT, write_config
+from tests.test_api_helpers import ApiServer
 
 # The `workflow:` section shipped in config.yml (the last test checks that they are the same)
 SHIPPED = """\
@@ -211,7 +208,7 @@ def test_custom_workflow_from_test_config(service, ingested):
     # delete what was upserted; it is gone from search and from the documents
     (deleted,) = run_workflow(service, "forget", [top["document"]])
     assert deleted["chunks_removed"] == 1
-    assert top["document"] not in [d["id"] for d in service.documents()]
+    assert top["document"] not in [d.id for d in service.documents()]
     assert run_workflow(service, "forget", ["workflow:nothing"]) == [{"id": "workflow:nothing", "error": "not found"}]
 
     # load -> chunk -> upsert gives the chunks `rag ingest` made: same ids and text
@@ -247,24 +244,11 @@ def test_schedule_fires_and_is_recorded(service, ingested):
 
 @pytest.fixture(scope="module")
 def api(service):
-    """The workflows router on a real uvicorn server."""
-    from api.routers.workflows import router
-
-    app = FastAPI()
-    app.state.rag = service
-    app.include_router(router)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+    """The whole app over the test's service on a real uvicorn server."""
+    server = ApiServer(service.config, rag=service).start()
+    with server.client(None) as client:
         yield client
-    server.should_exit = True
-    thread.join(10)
+    server.stop()
 
 
 def test_api_lists_and_runs_workflows(api, service, ingested):
@@ -290,9 +274,9 @@ def test_api_lists_and_runs_workflows(api, service, ingested):
 
     assert api.post("/workflows/nope", json={}).status_code == 404
     missing = api.post("/workflows/ask", json={})
-    assert missing.status_code == 422 and "needs inputs" in missing.json()["detail"]
+    assert missing.status_code == 422 and "needs inputs" in missing.json()["error"]["message"]
     outside = api.post("/workflows/summarize", json={"elements": [str(ROOT / "config.yml")], "background": False})
-    assert outside.status_code == 422 and "outside the configured sources" in outside.json()["detail"]
+    assert outside.status_code == 422 and "outside the configured sources" in outside.json()["error"]["message"]
 
 
 def test_listing_for_the_cli(service, ingested):

@@ -6,14 +6,14 @@ from contextlib import aclosing
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from rag.llm.errors import LLMError
+from rag.answer import Answer
 
-from ..answering import Answers
+from ..answering import answer, answer_events
 from ..auth import READ
-from ..errors import llm_error
-from ..limits import check_limit, check_text
-from ..schemas import ERRORS, AskRequest, AskResponse, ErrorResponse
-from ..sse import HEADERS, event
+from ..errors import event_error
+from ..limits import checked
+from ..schemas import ERRORS, LLM_ERRORS, AskRequest
+from ..sse import HEADERS, event, streamed
 
 router = APIRouter(tags=["answers"])
 logger = logging.getLogger("api")
@@ -28,33 +28,25 @@ STREAM_EXAMPLE = (
 
 @router.post(
     "/ask",
-    response_model=AskResponse,
+    response_model=Answer,
     dependencies=[READ],
     summary="Answer a question from the documents",
     responses={
         **ERRORS,
-        200: {
-            "description": "The answer (JSON), or with `stream: true` (or `Accept: text/event-stream`) Server-Sent Events",
-            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": STREAM_EXAMPLE}},
-        },
-        503: {"model": ErrorResponse, "description": "The LLM backend is unavailable (`/search` still works)"},
-        504: {"model": ErrorResponse, "description": "The LLM backend timed out"},
+        **streamed("The answer (JSON), or with `stream: true` (or `Accept: text/event-stream`) Server-Sent Events", STREAM_EXAMPLE),
+        **LLM_ERRORS,
     },
 )
-async def ask(body: AskRequest, request: Request):
+async def ask(request: Request, body: AskRequest = checked(AskRequest)):
     """Retrieves passages, has the LLM answer from them and cites them.
 
     Streaming events: `token` {text} as the answer is written; `error` {type, message} if the LLM
     fails mid-answer; then `citations` {citations, context} and `done` (the answer without the
     passages: answer, found, complete, backend, model, timings, ...). Failures before the first
     token are plain HTTP errors (e.g. 503 when the LLM is unavailable)."""
-    rag = request.app.state.rag
-    check_text(body.question, rag.config.api.max_question_length, ("body", "question"))
-    check_limit(body.top_k, rag.config.search.max_limit, ("body", "top_k"))
-    answers = Answers(request, "ask")
     if not (body.stream or "text/event-stream" in request.headers.get("accept", "")):
-        return (await answers.ask(body.question, body.top_k, body.condition())).to_dict()
-    events = await answers.stream(body.question, body.top_k, body.condition())
+        return await answer(request, "ask", body.question, body.top_k, body.condition(), **body.options())
+    events = await answer_events(request, "ask", body.question, body.top_k, body.condition(), **body.options())
     return StreamingResponse(sse(events), media_type="text/event-stream", headers=HEADERS)
 
 
@@ -66,7 +58,7 @@ async def sse(events):
                 if item.type == "token":
                     yield event("token", {"text": item.text})
                 elif item.type == "error":
-                    failure = llm_error(item.exception or LLMError(item.error))
+                    failure = event_error(item)
                     yield event("error", {"type": failure.type, "message": failure.message, "details": failure.details})
                 elif item.type == "answer":
                     answer = item.answer.to_dict()

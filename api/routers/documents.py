@@ -6,13 +6,14 @@ from pathlib import Path
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from rag.ingest import UPLOADS
 from rag.loaders import SUPPORTED_TYPES
+from rag.manifest import Document
 from rag.service import safe_name
 
 from ..auth import READ, WRITE
 from ..errors import ApiError
-from ..schemas import ERRORS, Accepted, Deleted, DocumentList, DocumentModel, ErrorResponse, IngestRequest, Job, JobList
+from ..limits import checked
+from ..schemas import ERRORS, MAX_NAME, Accepted, Deleted, DocumentList, ErrorResponse, IngestRequest, Job, JobList
 
 router = APIRouter(tags=["documents"])
 
@@ -22,24 +23,8 @@ WAIT = Query(False, description="Wait for the ingest to finish and answer 200 wi
 
 
 def start_ingest(request: Request, paths: list[Path] | None, rebuild: bool, uploaded: bool = False) -> dict:
-    """Queues an ingest job (jobs run one at a time per process; state in files, so any worker can
-    report it). Uploaded files that fail to ingest are not kept: the job's report names them."""
-    rag, metrics = request.app.state.rag, request.app.state.metrics
-
-    def run(progress):
-        try:
-            report = rag.ingest(paths, rebuild=rebuild, progress=progress).to_dict()
-        except Exception as error:
-            metrics.ingested(None, error)
-            raise
-        metrics.ingested(report)
-        if uploaded:
-            for failure in report["failed"]:
-                if failure.get("source") == UPLOADS:
-                    (rag.uploads / failure["path"]).unlink(missing_ok=True)
-        return report
-
-    return rag.jobs.submit("ingest", run, paths=[str(p) for p in paths or []], rebuild=rebuild)
+    """Queues an ingest job (one at a time per process; state in files, so any worker reports it)."""
+    return request.app.state.rag.ingest_job(paths, rebuild=rebuild, uploaded=uploaded, observer=request.app.state.metrics.ingested)
 
 
 async def finish(request: Request, response: Response, job: dict, wait: bool) -> dict:
@@ -65,6 +50,7 @@ async def finish(request: Request, response: Response, job: dict, wait: bool) ->
     responses={
         **ERRORS,
         200: {"model": Accepted, "description": "With `?wait=true`: ingested; the job's result lists added and failed files"},
+        400: {"model": ErrorResponse, "description": f"Not a multipart form, or more than {MAX_FILES} files"},
         413: {"model": ErrorResponse, "description": "A file is larger than api.max_upload_size"},
         415: {"model": ErrorResponse, "description": "A file type that cannot be ingested"},
     },
@@ -72,7 +58,9 @@ async def finish(request: Request, response: Response, job: dict, wait: bool) ->
 async def upload(
     request: Request,
     response: Response,
-    files: list[UploadFile] = File(description=f"One or more files ({', '.join(sorted(SUPPORTED_TYPES))}); at most {MAX_FILES}."),
+    files: list[UploadFile] = File(
+        min_length=1, max_length=MAX_FILES, description=f"One or more files ({', '.join(sorted(SUPPORTED_TYPES))}); at most {MAX_FILES}."
+    ),
     wait: bool = WAIT,
 ):
     """Saves the files into the uploads folder (source `uploads`; names are sanitized: no folders, no
@@ -119,16 +107,16 @@ async def upload(
 
 
 @router.get("/documents", response_model=DocumentList, dependencies=[READ], summary="List indexed documents", responses=ERRORS)
-def documents(request: Request, collection: str | None = Query(None, description="Only this source, e.g. `uploads`.")):
+def documents(request: Request, collection: str | None = Query(None, max_length=MAX_NAME, description="Only this source, e.g. `uploads`.")):
     listed = request.app.state.rag.documents()
     if collection:
-        listed = [document for document in listed if document.get("collection") == collection]
+        listed = [document for document in listed if document.collection == collection]
     return {"count": len(listed), "documents": listed}
 
 
 @router.get(
     "/documents/{id:path}",
-    response_model=DocumentModel,
+    response_model=Document,
     dependencies=[READ],
     summary="One document",
     responses={**ERRORS, 404: {"model": ErrorResponse, "description": "No such document"}},
@@ -163,11 +151,10 @@ def delete(id: str, request: Request):
     summary="Sync the configured sources into the index",
     responses={**ERRORS, 200: {"model": Job, "description": "With `?wait=true`: the finished job"}},
 )
-async def ingest(request: Request, response: Response, body: IngestRequest | None = None, wait: bool = WAIT):
+async def ingest(request: Request, response: Response, body: IngestRequest = checked(IngestRequest, optional=True), wait: bool = WAIT):
     """Starts an incremental ingest (only new and changed files are embedded; removed ones are deleted)
     as a background job: 202 with the job; poll `GET /jobs/{id}`. If another process (e.g. `rag ingest`)
     is writing the index, the job fails with IndexLocked."""
-    body = body or IngestRequest()
     paths = [inside_sources(request, raw) for raw in body.paths] if body.paths else None
     return await finish(request, response, start_ingest(request, paths, body.rebuild), wait)
 

@@ -1,6 +1,7 @@
 """Liveness, readiness and index status."""
 
 import os
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Request
@@ -18,12 +19,14 @@ except PackageNotFoundError:
     VERSION = "0.0.0"
 
 
+@router.head("/health", include_in_schema=False)
 @router.get("/health", response_model=Health, summary="Liveness: the process answers")
 def health():
     """Always 200 while the server runs (no key needed)."""
     return {"status": "ok", "version": VERSION}
 
 
+@router.head("/ready", include_in_schema=False)
 @router.get(
     "/ready",
     response_model=Ready,
@@ -35,17 +38,8 @@ async def ready(request: Request):
     status from the last background check, so a slow or absent LLM never delays it; `/search`
     works without an LLM."""
     rag = request.app.state.rag
-    await run_in_threadpool(rag.refresh)
-    searcher = rag.searcher
-    documents = searcher.manifest.get("documents", {})
-    index = {
-        "name": rag.config.index.name,
-        "version": searcher.version,
-        "loaded_at": searcher.loaded_at,
-        "documents": len(documents),
-        "chunks": sum(d.get("chunks", 0) for d in documents.values()),
-    }
-    body = {"ready": searcher.version is not None, "index": index, "llm": request.app.state.llm_status.value, "worker": os.getpid()}
+    index = await run_in_threadpool(rag.index)
+    body = {"ready": index.version is not None, "index": asdict(index), "llm": request.app.state.llm_status.value, "worker": os.getpid()}
     if not body["ready"]:
         body["error"] = {
             "type": "not_ready",

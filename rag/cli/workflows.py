@@ -1,34 +1,20 @@
 """`rag workflow list|run`: the named workflows of config.yml from the command line."""
 
 import json
+
 import typer
 from rich.table import Table
-from .cli import FILES_FAILED, LOCKED, UNAVAILABLE, USAGE, app, config, console, emit, out
+
+from .app import FILES_FAILED, LOCKED, UNAVAILABLE, UNWRITABLE, USAGE, app, console, emit, fail, out, service
 
 workflow_app = typer.Typer(no_args_is_help=True, help="Named workflows of config.yml (`workflow:` section).")
 app.add_typer(workflow_app, name="workflow")
 
 
-def workflow_service():
-    """The service with its workflow section checked (an invalid one exits 2 naming workflow and task)."""
-    from .service import LocalRAG
-    from .workflows import WorkflowError, workflows_of
-
-    service = LocalRAG(config())
-    try:
-        workflows_of(service)
-    except WorkflowError as error:
-        console.print(f"[red]config error:[/red] {error}", highlight=False)
-        raise typer.Exit(USAGE) from None
-    return service
-
-
 @workflow_app.command("list")
 def workflow_list(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")):
     """Workflows with their tasks, schedule and last run."""
-    from .workflows import list_workflows
-
-    workflows = list_workflows(workflow_service())
+    workflows = service().workflows.listing()
     if as_json:
         emit(workflows)
         return
@@ -52,31 +38,28 @@ def workflow_run(
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON array."),
 ):
     """Run a workflow; results are printed one JSON line each (or as JSON with --json)."""
-    from .llm.errors import LLMError
-    from .store import IndexLocked
-    from .workflows import UnknownWorkflow, WorkflowError, workflows_of
-    from .workflows.bar import WorkflowBar
+    from ..llm.errors import LLMError
+    from ..store import IndexLocked, IndexUnwritable
+    from ..workflows import UnknownWorkflow, WorkflowError
+    from .progress import WorkflowBar
 
-    service = workflow_service()
-    workflows = workflows_of(service)
+    rag = service()
     bar = WorkflowBar(console, enabled=not as_json and console.is_terminal)
     try:
         with bar:
-            outcome = workflows.execute(name, inputs or None, progress=bar, trigger="cli")
+            outcome = rag.workflows.execute(name, inputs or None, progress=bar, trigger="cli")
     except (UnknownWorkflow, WorkflowError) as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(USAGE) from None
+        fail(error, USAGE)
     except IndexLocked as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(LOCKED) from None
+        fail(error, LOCKED)
+    except IndexUnwritable as error:
+        fail(error, UNWRITABLE)
     except LLMError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(UNAVAILABLE) from None
+        fail(error, UNAVAILABLE)
     except Exception as error:  # recorded in the run; shown here
-        console.print(f"[red]workflow {name} failed:[/red] {type(error).__name__}: {error}", highlight=False)
-        raise typer.Exit(FILES_FAILED) from None
+        fail(f"{type(error).__name__}: {error}", FILES_FAILED, label=f"workflow {name} failed")
     finally:
-        service.close()
+        rag.close()
 
     if as_json:
         emit(outcome["results"])

@@ -7,7 +7,8 @@
 """
 
 from .base import LLM, estimate_tokens
-from .config import AnswerConfig, EmbeddedConfig, LLMConfig, OllamaConfig, OpenAIConfig
+from .config import EmbeddedConfig, LLMConfig, OllamaConfig, OpenAIConfig
+from .deadline import abort_calls
 from .embedded import EmbeddedLLM, default_model_path
 from .errors import ContextOverflow, EmbeddedModelMissing, LLMError, LLMTimeout, LLMUnavailable, ModelNotFound
 from .factory import create_llm, select, shared_llm
@@ -15,7 +16,6 @@ from .ollama import OllamaLLM
 
 __all__ = [
     "LLM",
-    "AnswerConfig",
     "ContextOverflow",
     "EmbeddedConfig",
     "EmbeddedLLM",
@@ -30,6 +30,7 @@ __all__ = [
     "OllamaLLM",
     "OpenAIConfig",
     "OpenAILLM",
+    "abort_calls",
     "create_llm",
     "default_model_path",
     "estimate_tokens",

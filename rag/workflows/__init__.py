@@ -5,36 +5,33 @@
     run_workflow(service, "ask", ["questions.txt"])           # results (JSON-ready list)
     scheduler = Scheduler(service); scheduler.start() ... scheduler.stop()   # inside `rag serve`
 
-localrag's steps are actions by name (see rag.workflows.actions): load, chunk, upsert, delete,
-ingest, search, questions, ask, prompt, jsonl, markdown; any txtai pipeline declared under
-`workflow.pipelines`, another workflow, or a Python path can be an action too.
+The section is checked with the rest of config.yml (rag.workflows.spec, the `workflow` field of
+rag.config.Config). localrag's steps are actions by name (see rag.workflows.actions): load, chunk,
+upsert, delete, ingest, search, questions, ask, prompt, jsonl, markdown; any txtai pipeline
+declared under `workflow.pipelines`, another workflow, or a Python path can be an action too.
 """
 
-from .actions import ACTIONS
-from .progress import WorkflowProgress
-from .runner import Busy, MissingInput, UnknownWorkflow, Workflows, list_workflows, run_workflow, workflows_of
-from .scheduler import Scheduler
-from .spec import WorkflowError, parse
+import importlib
 
-__all__ = [
-    "ACTIONS",
-    "Busy",
-    "MissingInput",
-    "Scheduler",
-    "UnknownWorkflow",
-    "WorkflowError",
-    "WorkflowProgress",
-    "Workflows",
-    "list_workflows",
-    "parse",
-    "run_workflow",
-    "validate",
-    "workflows_of",
-]
+# Imported when first asked for: rag.config loads rag.workflows.spec, and the runner and actions
+# import rag.config in turn
+MODULES = {
+    "ACTIONS": "actions",
+    "Busy": "runner",
+    "MissingInput": "runner",
+    "UnknownWorkflow": "runner",
+    "Workflows": "runner",
+    "list_workflows": "runner",
+    "run_workflow": "runner",
+    "Scheduler": "scheduler",
+    "WorkflowError": "errors",
+    "WorkflowSection": "spec",
+}
+
+__all__ = sorted(MODULES)
 
 
-def validate(section: dict | None) -> dict | None:
-    """Checks a `workflow:` section (raises WorkflowError naming workflow and task); returns it.
-    Usable as a pydantic field validator of Config.workflow."""
-    parse(section)
-    return section
+def __getattr__(name):
+    if name in MODULES:
+        return getattr(importlib.import_module(f".{MODULES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

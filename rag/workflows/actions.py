@@ -23,19 +23,17 @@ import hashlib
 import json
 import logging
 import os
-import re
-import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
+from ..clock import now
+from ..prompts import shorten
 from .errors import WorkflowError
 from .progress import current
 
 logger = logging.getLogger("rag.workflows")
 
 ALL_SOURCES = "*"
-PROMPT_MARGIN = 32  # tokens kept free besides max_tokens when a prompt is fitted into the window
 QUESTION_KEYS = ("question", "query", "q", "text")
 
 
@@ -80,31 +78,23 @@ class Load(Action):
 
     def files(self, element):
         """(files, skipped) that the element names."""
-        from ..ingest import Ingestor
-        from ..sources import scan
-
         if isinstance(element, dict):
             element = element.get("path") or element.get("source") or ""
         value = str(element).strip()
-        sources = Ingestor(self.config).sources()
+        sources = self.service.sources()
         named = [source for source in sources if source.name == value]
         if value == ALL_SOURCES or named:
-            files, skipped, _ = scan(sources if value == ALL_SOURCES else named)
-        elif path := locate(self.config, value):
-            files, skipped, _ = scan(sources, [path])
-        else:
-            return [], [(value, "not found: no such file, folder or source")]
-        return files, skipped
+            return self.service.scan(sources=sources if value == ALL_SOURCES else named)
+        if path := named_path(self.config, value):
+            return self.service.scan([path])
+        return [], [(value, "not found: no such file, folder or source")]
 
     def document(self, entry) -> dict:
-        from ..ingest import file_hash, read
-        from ..loaders import LoadError, load_file
+        from ..loaders import LoadError
 
-        limit = self.config.ingest.max_file_size
         info = {"id": entry.document, "collection": entry.source.name, "source": entry.relpath, "path": str(entry.path)}
         try:
-            data = read(entry.path, limit)
-            loaded = load_file(entry.path, limit, data=data)
+            loaded, digest = self.service.load(entry)
         except LoadError as error:
             return {**info, "error": error.reason}
         except Exception as error:  # a loader bug must not lose the other documents (as in ingestion)
@@ -113,7 +103,7 @@ class Load(Action):
             **info,
             "title": loaded.title,
             "filetype": loaded.filetype,
-            "hash": file_hash(data),
+            "hash": digest,
             "text": "\n\n".join(section.text for section in loaded.sections),
             "sections": [asdict(section) for section in loaded.sections],
         }
@@ -124,38 +114,25 @@ class Chunk(Action):
 
     name = "chunk"
 
-    def __init__(self, service):
-        super().__init__(service)
-        self.chunker = self.ingestor = None
-
     def each(self, element) -> list[dict]:
-        from ..chunker import Chunker
-        from ..ingest import Ingestor
-        from ..loaders import LoadedDocument, Section
-        from ..sources import Source, SourceFile
+        from ..loaders import Section, first_line
+        from ..manifest import DocumentRecord
 
         if isinstance(element, dict) and element.get("error"):
             return []
-        if self.chunker is None:
-            self.ingestor = Ingestor(self.config)
-            chunking = self.config.ingest.chunking
-            self.chunker = Chunker(self.ingestor.settings["path"], chunking.max_tokens, chunking.overlap, chunking.context_prefix)
-
         document = element if isinstance(element, dict) else {"text": str(element)}
         text = document.get("text") or ""
         sections = [Section(**s) if isinstance(s, dict) else s for s in document.get("sections") or []]
         sections = sections or ([Section(text)] if text.strip() else [])
         digest = document.get("hash") or hashlib.sha256(text.encode("utf-8")).hexdigest()
         collection = document.get("collection") or "workflow"
-        relpath = str(document.get("source") or document.get("id") or digest[:16])
-        title = document.get("title") or first_line(text) or relpath
-        path = Path(document.get("path") or relpath)
-        entry = SourceFile(Source(collection, path.parent), path, relpath)
-        loaded = LoadedDocument(title, document.get("filetype") or "txt", sections)
-
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        chunks = self.chunker(title, sections)
-        return [{"id": uid, **data} for uid, data in (self.ingestor.row(entry, digest, loaded, n, c, now) for n, c in enumerate(chunks))]
+        source = str(document.get("source") or document.get("id") or digest[:16])
+        title = document.get("title") or first_line(text) or source
+        record = DocumentRecord(
+            collection=collection, source=source, hash=digest, title=title, filetype=document.get("filetype") or "txt", chunks=0
+        )
+        rows = self.service.chunk(f"{collection}:{source}", record, title, sections)
+        return [{"id": uid, **data} for uid, data in rows]
 
 
 class Upsert(Action):
@@ -228,7 +205,7 @@ class Ingest(Action):
         if not values or ALL_SOURCES in values:
             return None
         sources = {s.name: self.config.resolve(s.path) for s in self.config.ingest.sources}
-        return [sources.get(v) or locate(self.config, v) or Path(v) for v in values]
+        return [sources.get(v) or named_path(self.config, v) or Path(v) for v in values]
 
 
 class Search(Action):
@@ -255,7 +232,7 @@ class Questions(Action):
     def each(self, element):
         if isinstance(element, dict):
             return [element]
-        path = locate(self.config, element)
+        path = named_path(self.config, element)
         if path is None or not path.is_file():
             return [element]
         lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
@@ -269,7 +246,7 @@ class Questions(Action):
             try:
                 questions.append(json.loads(line))
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not a JSON line ({error.msg})") from None
+                raise WorkflowError(f"{path}:{number}: not a JSON line ({error.msg})") from None
         return questions
 
 
@@ -330,28 +307,20 @@ class Prompt(Action):
         try:
             content = self.template.format_map(values)
         except KeyError as error:
-            raise ValueError(f"prompt template field {{{error.args[0]}}} is not in the element (fields: {', '.join(sorted(values))})") from None
+            raise WorkflowError(f"prompt template field {{{error.args[0]}}} is not in the element (fields: {', '.join(sorted(values))})") from None
         return ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": content}]
 
     def fit(self, llm, values: dict) -> tuple[list[dict], bool]:
         """Messages within the window: the element's text is cut at a word boundary if needed."""
-        budget = llm.context_window - (self.max_tokens or llm.max_tokens) - PROMPT_MARGIN
+        budget = llm.context_window - (self.max_tokens or llm.max_tokens) - self.config.answer.safety_margin
         messages = self.messages(values)
         text = values.get("text")
         if llm.count_messages(messages) <= budget or not isinstance(text, str) or not text:
             return messages, False
-        ends = [match.end() for match in re.finditer(r"\S+", text)]
-        low, high, best = 0, len(ends) - 1, None
-        while low <= high:
-            middle = (low + high) // 2
-            candidate = self.messages(values, text[: ends[middle]] + " …")
-            if llm.count_messages(candidate) <= budget:
-                best, low = candidate, middle + 1
-            else:
-                high = middle - 1
-        if best is None:
+        text = shorten(text, lambda text: llm.count_messages(self.messages(values, text)) <= budget)
+        if text is None:
             raise ValueError(f"the prompt does not fit the model's window ({llm.context_window} tokens) even without the text")
-        return best, True
+        return self.messages(values, text), True
 
 
 class Writer(Action):
@@ -399,7 +368,7 @@ class Markdown(Writer):
 
     def header(self) -> str:
         run = current()
-        stamp = time.strftime("%Y-%m-%d %H:%M")
+        stamp = now()
         made = f"workflow `{run.workflow}`, " if run.workflow else ""
         return f"# {self.title}\n\n_{made}{stamp}_\n\n"
 
@@ -432,11 +401,8 @@ ACTIONS: dict[str, type[Action]] = {
 
 
 def write_chunks(service, rows: list, progress):
-    """Upserts (id, data) chunk rows as one new index version (Ingestor.upsert) and follows it."""
-    from ..ingest import Ingestor
-
-    report = Ingestor(service.config, progress).upsert(rows)
-    service.refresh(force=True)
+    """Upserts (id, data) chunk rows as one new index version."""
+    report = service.upsert(rows, progress)
     logger.info("upsert: %d chunks of %d documents written", len(rows), len(report.added) + len(report.updated))
 
 
@@ -449,11 +415,11 @@ def question_of(element) -> str:
         for key in QUESTION_KEYS:
             if element.get(key):
                 return str(element[key])
-        raise ValueError(f"no question in {element!r}: expected one of the keys {', '.join(QUESTION_KEYS)}")
+        raise WorkflowError(f"no question in {element!r}: expected one of the keys {', '.join(QUESTION_KEYS)}")
     return "" if element is None else str(element)
 
 
-def locate(config, value) -> Path | None:
+def named_path(config, value) -> Path | None:
     """An existing path named by value: relative to the working directory, else to config.yml's folder.
 
     In a confined run (started over HTTP) only paths inside the sources and the uploads folder
@@ -475,11 +441,3 @@ def confine(config, path: Path, value) -> Path:
     if not current().confined or config.within_sources(path):
         return path
     raise WorkflowError(f"{value}: outside the configured sources; over HTTP only files under the sources or uploads can be named")
-
-
-def first_line(text: str, limit: int = 100) -> str | None:
-    for line in text.splitlines():
-        line = " ".join(line.split())
-        if line:
-            return line[:limit]
-    return None

@@ -13,7 +13,8 @@ from txtai.workflow.task import TaskFactory
 from txtai.workflow.task.factory import Partial
 
 from .actions import ACTIONS
-from .spec import Section, WorkflowError, dependencies
+from .errors import WorkflowError
+from .spec import WorkflowSection, dependencies
 
 GENERATION = ("rag.llm.LocalRAGGeneration", "rag.llm.generation.LocalRAGGeneration")
 
@@ -21,7 +22,7 @@ GENERATION = ("rag.llm.LocalRAGGeneration", "rag.llm.generation.LocalRAGGenerati
 class WorkflowApplication(Application):
     """The txtai pipelines and workflows of one config, bound to a LocalRAG service."""
 
-    def __init__(self, section: Section, service):
+    def __init__(self, section: WorkflowSection, service):
         self.section, self.service = section, service
         config = {name: dict(settings) for name, settings in section.pipelines.items()}
         super().__init__({**config, "workflow": {}}, loaddata=False)

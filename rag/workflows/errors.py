@@ -1,8 +1,8 @@
-"""The error of an invalid workflow definition or run request."""
+"""The error of an invalid workflow run request (a mistake in the section itself is a ConfigError)."""
 
 
 class WorkflowError(ValueError):
-    """An invalid workflow definition or run request; the message names the workflow and task."""
+    """An invalid workflow run request or a workflow that cannot be built; the message names the workflow and task."""
 
     def __init__(self, message: str, workflow: str | None = None, task: int | None = None):
         where = f"workflow {workflow!r}" if workflow else ""

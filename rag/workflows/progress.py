@@ -1,48 +1,14 @@
-"""Progress of a workflow run, and the run that the actions of the current thread belong to.
+"""The run that the actions of the current thread belong to: its progress receiver, its outputs,
+and whether it was requested over HTTP (confined to the sources).
 
-A progress object may implement any of these methods; missing ones are skipped, so the ingest
-progress bars and job recorders of rag.ingest.Progress work unchanged:
-
-    start(workflow, inputs)    a run begins with this many input elements
-    action(name, count)        an action starts on a batch of `count` elements
-    advance(count)             elements of the current action are done
-    finish(results)            the run ended with this many results
-    files / file / embedding / chunks    ingestion progress (rag.ingest.Progress), from `ingest` and `upsert`
+Progress goes through rag.progress.Progress: a run calls start, action, advance, finish, and the
+`ingest` and `upsert` actions add ingestion's files, file, embedding and chunks.
 """
 
 import threading
 from dataclasses import dataclass, field
 
-from ..ingest import Progress
-
-METHODS = ("start", "action", "advance", "finish", "files", "file", "embedding", "chunks")
-
-
-class WorkflowProgress(Progress):
-    """Receives workflow progress (a superset of rag.ingest.Progress). Does nothing by default."""
-
-    def start(self, workflow: str, inputs: int):
-        pass
-
-    def action(self, name: str, count: int):
-        pass
-
-    def advance(self, count: int = 1):
-        pass
-
-    def finish(self, results: int):
-        pass
-
-
-class Relay(WorkflowProgress):
-    """Forwards to a progress object the methods it has; the others do nothing."""
-
-    def __init__(self, target=None):
-        self.target = target
-        for name in METHODS:
-            method = getattr(target, name, None)
-            if callable(method):
-                setattr(self, name, method)
+from ..progress import Progress
 
 
 @dataclass
@@ -51,7 +17,7 @@ class Run:
 
     workflow: str
     trigger: str
-    progress: WorkflowProgress = field(default_factory=Relay)
+    progress: Progress = field(default_factory=Progress)
     outputs: list[str] = field(default_factory=list)  # files written by jsonl / markdown
     confined: bool = False  # started over HTTP: inputs may only name files under the sources
 

@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..clock import now as stamp
 from ..store import replace_json
 
 KEEP = 20  # runs kept per workflow
@@ -80,7 +81,3 @@ def alive(pid) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -4,11 +4,13 @@ Every run is logged and recorded (rag.workflows.records) with its trigger and ou
 import json
 import logging
 import threading
-import weakref
 
-from .progress import Relay, Run, enter, leave
+from ..progress import Progress
+from ..clock import iso
+from .progress import Run, enter, leave
 from .records import Records, public
-from .spec import WorkflowError, WorkflowSpec, parse
+from .errors import WorkflowError
+from .spec import WorkflowSpec
 
 logger = logging.getLogger("rag.workflows")
 
@@ -29,12 +31,12 @@ class Busy(RuntimeError):
 
 
 class Workflows:
-    """The workflows of a LocalRAG service. The section is checked at once; txtai pipelines and
-    workflows are built on the first run."""
+    """The workflows of a LocalRAG service (the section was checked with config.yml); txtai
+    pipelines and workflows are built on the first run."""
 
     def __init__(self, service):
         self.service = service
-        self.section = parse(service.config.workflow)
+        self.section = service.config.workflow
         self.records = Records(service.config.index_dir / "workflows")
         self.app = None
         self.lock = threading.Lock()
@@ -97,7 +99,7 @@ class Workflows:
         if not gate.acquire(blocking=wait):
             raise Busy(f"workflow {name!r} is already running")
         try:
-            return self.perform(name, elements, Run(name, trigger, Relay(progress), confined=confined))
+            return self.perform(name, elements, Run(name, trigger, progress or Progress(), confined=confined))
         finally:
             gate.release()
 
@@ -151,29 +153,11 @@ def convert(value):
     return str(value)
 
 
-def iso(timestamp: float) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
-
-
-CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-CACHE_LOCK = threading.Lock()
-
-
-def workflows_of(service) -> Workflows:
-    """The Workflows of a service, created (and the section checked) once per service."""
-    with CACHE_LOCK:
-        if service not in CACHE:
-            CACHE[service] = Workflows(service)
-        return CACHE[service]
-
-
 def list_workflows(service) -> list[dict]:
     """`rag workflow list` and GET /workflows: name, description, tasks, schedule, last run."""
-    return workflows_of(service).listing()
+    return service.workflows.listing()
 
 
 def run_workflow(service, name: str, inputs=None, progress=None, trigger: str = "cli") -> list:
-    """`rag workflow run NAME [INPUT...]`: the results; progress as in rag.workflows.progress."""
-    return workflows_of(service).run(name, inputs, progress, trigger)
+    """`rag workflow run NAME [INPUT...]`: the results (JSON-ready)."""
+    return service.workflows.run(name, inputs, progress, trigger)

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 
-from .runner import Busy, workflows_of
+from .runner import Busy
 
 logger = logging.getLogger("rag.workflows")
 LOCK = ".scheduler.lock"
@@ -26,7 +26,7 @@ class Scheduler:
     """Fires the workflows whose `schedule:` is enabled."""
 
     def __init__(self, service, workflows=None):
-        self.workflows = workflows or workflows_of(service)
+        self.workflows = workflows or service.workflows
         self.stopping = threading.Event()
         self.thread = None
         self.handle = None
