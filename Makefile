@@ -1,13 +1,13 @@
 # localrag — two commands on a fresh clone:
 #   make demo   creates .venv, installs everything, ingests data/, searches and answers a question
-#   make test   runs the test suite (installs first if needed)
+#   make test   runs the whole test suite, as CI does (installs first if needed)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench fuzz clean
+.PHONY: install demo test test-fast bench fuzz clean
 
 $(BIN)/rag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the suite without the tests marked slow (whole `rag` processes, kills, real terminals)
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python bench/report.py --eval

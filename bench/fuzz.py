@@ -3,7 +3,7 @@
     make fuzz                                   # or: .venv/bin/python bench/fuzz.py [--examples 100]
 
 Starts the real app (embedded LLM, so answers work) on 127.0.0.1:<random port> against a throwaway
-workspace (tests/test_api_helpers.make_workspace, plus workflows that search, ask, upsert, delete
+workspace (tests/helpers.make_workspace, plus workflows that search, ask, upsert, delete
 and ingest), runs `schemathesis run` once per key (every phase and check; path parameters are drawn
 from the real workflow names and document ids most of the time), prints the cases and the failures
 by kind, and exits 1 when any response was a server error (a 5xx other than the documented 503/504
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.test_api_helpers import ADMIN_KEY, READ_KEY, ApiServer, make_workspace  # noqa: E402
+from tests.helpers import ADMIN_KEY, READ_KEY, ApiServer, make_workspace  # noqa: E402
 
 # 503/504: the LLM unavailable or timed out, documented on the answer routes; anything else 5xx is a bug
 SETTINGS = """\

@@ -6,9 +6,11 @@ txtai `external` transform, so the indexes differ only in how they store and sea
 use the Searcher's SQL (`similar(:query, candidates, weights)`), scored like `rag eval`;
 query vectors are computed up front too, so latencies are the store's alone (no model call).
 
-Postgres variants: dense exact (no HNSW index scan) and HNSW; keyword with txtai's `pgtext`
-(ts_rank) and with BM25 in SQL (rag.pgbm25, `english` and `simple` text search configs);
-hybrid with each keyword method. PostgreSQL is a private pgserver unless --url is given.
+Postgres (rag.pgshared: content, vectors and BM25 on one connection per index instance):
+dense with HNSW (pgvector's default ef_search 40, and 100) and exact; keyword with txtai's
+`pgtext` (ts_rank) and with BM25 in SQL (rag.pgbm25, `english` and `simple` configs); hybrid
+with each. Two depths: `eval` asks 200 chunk hits as `rag eval` does, `serving` asks 10 as an
+API search does (see DEPTHS). PostgreSQL is a private pgserver unless --url is given.
 
     .venv/bin/python bench/postgres_quality.py [DATASET] [--url URL] [--out FILE.json]
 """
@@ -17,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -175,55 +178,7 @@ def run_modes(name: str, embeddings: Embeddings, data, by_stem: dict, config, pa
                   f"p50 {metrics['p50_ms']:6.1f} ms  p95 {metrics['p95_ms']:6.1f} ms", flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", nargs="?", type=Path, default=DATASET)
-    parser.add_argument("--config", type=Path, default=ROOT / "config.yml")
-    parser.add_argument("--url", help="SQLAlchemy URL of a database with pgvector (default: a private pgserver)")
-    parser.add_argument("--vectors", type=Path, default=Path(tempfile.gettempdir()) / "localrag-scifact-vectors.npz")
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localrag-pgbench")
-    parser.add_argument("--out", type=Path, help="write the results as JSON")
-    parser.add_argument("--only", help="comma-separated variant names to run (local, pgtext, bm25-english, bm25-simple)")
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the private server on kill too
-
-    config = load_config(args.config)
-    settings = config.embeddings_settings()
-    data = load_beir(args.dataset, "dev")
-    by_stem = {safe(uid): uid for uid in data.corpus}
-    rows = chunk_rows(config, args.dataset, data, args.workdir)
-    print(f"{len(data.corpus)} documents, {len(rows)} chunks, {len(data.judged)} judged queries", flush=True)
-    vectors = chunk_vectors(rows, settings, args.vectors)
-    transform = cached_transform(vectors, settings["path"], list(data.judged.values()))
-    only = set(args.only.split(",")) if args.only else None
-    results = {"chunks": len(rows), "queries": len(data.judged), "load_average": os.getloadavg()[0]}
-
-    if not only or "local" in only:
-        local, seconds = build(settings, rows, transform)
-        results["local build_s"] = round(seconds, 1)
-        passes = {"eval": MODES, "serving": {"hybrid": None, "dense": 1.0, "keyword": 0.0}}
-        run_modes("local (FAISS flat + BM25)", local, data, by_stem, config, passes, results)
-        local.close()
-
-    if only and only <= {"local"}:
-        return finish(results, args.out)
-
-    server = None
-    if args.url:
-        url = args.url
-    else:
-        from tests.pgserver import start
-
-        server = start()
-        url = server.database("bench")
-    try:
-        run_postgres(url, settings, rows, transform, len(next(iter(vectors.values()))), data, by_stem, config, only, results)
-    finally:
-        if server:
-            server.stop()
-    finish(results, args.out)
-
-
+# Keyword methods on Postgres ("bm25": rag.pgbm25 on the index's shared connection)
 KEYWORD = {
     "pgtext": {"method": "pgtext"},
     "bm25-english": {"method": "bm25", "language": "english", "normalize": True},
@@ -269,7 +224,56 @@ def open_reader(settings: dict, transform, count: int, dimensions: int) -> Embed
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
     embeddings = Embeddings()
     embeddings.load(str(folder), config={"transform": transform})
+    shutil.rmtree(folder)
     return embeddings
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", nargs="?", type=Path, default=DATASET)
+    parser.add_argument("--config", type=Path, default=ROOT / "config.yml")
+    parser.add_argument("--url", help="SQLAlchemy URL of a database with pgvector (default: a private pgserver)")
+    parser.add_argument("--vectors", type=Path, default=Path(tempfile.gettempdir()) / "localrag-scifact-vectors.npz")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localrag-pgbench")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    parser.add_argument("--only", help="comma-separated variant names to run (local, pgtext, bm25-english, bm25-simple)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the private server on kill too
+
+    config = load_config(args.config)
+    settings = config.embeddings_settings()
+    data = load_beir(args.dataset, "dev")
+    by_stem = {safe(uid): uid for uid in data.corpus}
+    rows = chunk_rows(config, args.dataset, data, args.workdir)
+    print(f"{len(data.corpus)} documents, {len(rows)} chunks, {len(data.judged)} judged queries", flush=True)
+    vectors = chunk_vectors(rows, settings, args.vectors)
+    transform = cached_transform(vectors, settings["path"], list(data.judged.values()))
+    only = set(args.only.split(",")) if args.only else None
+    results = {"chunks": len(rows), "queries": len(data.judged), "load_average": os.getloadavg()[0]}
+
+    if not only or "local" in only:
+        local, seconds = build(settings, rows, transform)
+        results["local build_s"] = round(seconds, 1)
+        run_modes("local (FAISS flat + BM25)", local, data, by_stem, config, {"eval": MODES, "serving": MODES}, results)
+        local.close()
+
+    if only and only <= {"local"}:
+        return finish(results, args.out)
+
+    server = None
+    if args.url:
+        url = args.url
+    else:
+        from tests.pgserver import start
+
+        server = start()
+        url = server.database("bench")
+    try:
+        run_postgres(url, settings, rows, transform, len(next(iter(vectors.values()))), data, by_stem, config, only, results)
+    finally:
+        if server:
+            server.stop()
+    finish(results, args.out)
 
 
 def finish(results: dict, out: Path | None):

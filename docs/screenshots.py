@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 
-from tests.test_api_helpers import ApiServer, make_workspace  # noqa: E402
+from tests.helpers import ApiServer, make_workspace  # noqa: E402
 from tests.test_web import ask, choose_mode, chrome, wait  # noqa: E402
 
 OUT = ROOT / "docs"

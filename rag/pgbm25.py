@@ -1,15 +1,17 @@
-"""BM25 ranked inside PostgreSQL: a txtai scoring backend over tsvector statistics.
+"""BM25 ranked inside PostgreSQL: a txtai scoring backend with its inverted index in tables.
 
-txtai's `pgtext` ranks with `ts_rank`, which ignores how rare a term is in the index. This
-backend keeps what BM25 needs in tables that every write maintains in the same transaction:
+txtai's `pgtext` ranks with `ts_rank`, which ignores how rare a term is in the index (and its
+`plainto_tsquery` wants every query term). This backend keeps what BM25 needs in tables that
+each write maintains in its own transaction, from `to_tsvector(language, text)`:
 
-    <table>        indexid, text, terms (tsvector, GIN index), length (tokens)
-    <table>_terms  term -> documents containing it (df) and occurrences (cf)
-    <table>_stats  one row: documents, tokens, avgscore (for txtai's score normalization)
+    <table>           indexid -> terms (tsvector), length (tokens)
+    <table>_postings  (term, indexid) -> term frequency, length: the inverted index
+    <table>_terms     term -> documents holding it (df), occurrences (cf)
+    <table>_stats     one row: documents, tokens, avgscore (txtai's score normalization)
 
-A query finds the chunks holding any query term through the GIN index and scores them with
-k1/b BM25 (idf as txtai's BM25: ln(1 + (N - df + 0.5) / (df + 0.5))), so every replica ranks
-with the statistics of the last committed write. Declared in txtai settings as
+A query reads the postings of its terms only and scores them with k1/b BM25 (idf as txtai's
+BM25: ln(1 + (N - df + 0.5) / (df + 0.5))); every replica ranks with the statistics of the
+last committed write. Declared in txtai settings as
 
     scoring: {method: rag.pgbm25.PGBM25, url: postgresql+psycopg2://..., schema: NAME,
               table: bm25, language: english, k1: 1.2, b: 0.75, normalize: true}
@@ -27,8 +29,9 @@ from txtai.scoring.normalize import Normalize
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS {t} (indexid integer PRIMARY KEY, text text, terms tsvector NOT NULL, length integer NOT NULL);
-CREATE INDEX IF NOT EXISTS {t}_terms_gin ON {t} USING gin (terms);
+CREATE TABLE IF NOT EXISTS {t} (indexid integer PRIMARY KEY, terms tsvector NOT NULL, length integer NOT NULL);
+CREATE TABLE IF NOT EXISTS {t}_postings (term text, indexid integer, tf integer NOT NULL, length integer NOT NULL,
+                                         PRIMARY KEY (term, indexid));
 CREATE TABLE IF NOT EXISTS {t}_terms (term text PRIMARY KEY, df integer NOT NULL, cf bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS {t}_stats (id integer PRIMARY KEY CHECK (id = 1), documents bigint NOT NULL, tokens bigint NOT NULL,
                                       avgscore double precision NOT NULL DEFAULT 0, scored bigint NOT NULL DEFAULT 0);
@@ -36,9 +39,17 @@ INSERT INTO {t}_stats (id, documents, tokens) VALUES (1, 0, 0) ON CONFLICT DO NO
 """
 
 INSERT = """
-INSERT INTO {t} (indexid, text, terms, length)
-SELECT :indexid, :text, v, (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest(v))
+INSERT INTO {t} (indexid, terms, length)
+SELECT :indexid, v, (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest(v))
 FROM to_tsvector(CAST(:language AS regconfig), :text) AS v
+"""
+ADD_POSTINGS = """
+INSERT INTO {t}_postings (term, indexid, tf, length)
+SELECT lexeme, d.indexid, array_length(positions, 1), d.length FROM {t} AS d, unnest(d.terms) WHERE d.indexid = ANY(:ids)
+"""
+DELETE_POSTINGS = """
+DELETE FROM {t}_postings AS p USING {t} AS d, unnest(d.terms) AS u
+WHERE d.indexid = ANY(:ids) AND p.term = u.lexeme AND p.indexid = d.indexid
 """
 
 # Term and collection statistics of some rows, added (:sign = 1) or removed (:sign = -1)
@@ -74,13 +85,9 @@ WITH stats AS (
     FROM {t}_terms AS t, stats AS s
     WHERE t.term IN (SELECT lexeme FROM unnest(to_tsvector(CAST(:language AS regconfig), :query)))
 )
-SELECT d.indexid, sum(w.idf * f.tf * (:k1 + 1) / (f.tf + :k1 * (1 - :b + :b * d.length / s.avgdl))) AS score, s.avgscore
-FROM {t} AS d
-CROSS JOIN LATERAL (SELECT lexeme, array_length(positions, 1) AS tf FROM unnest(d.terms)) AS f
-JOIN weights AS w ON w.term = f.lexeme
-CROSS JOIN stats AS s
-WHERE d.terms @@ (SELECT string_agg(quote_literal(term), ' | ')::tsquery FROM weights)
-GROUP BY d.indexid, s.avgscore
+SELECT p.indexid, sum(w.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.length / s.avgdl))) AS score, s.avgscore
+FROM weights AS w JOIN {t}_postings AS p ON p.term = w.term CROSS JOIN stats AS s
+GROUP BY p.indexid, s.avgscore
 ORDER BY score DESC
 LIMIT :limit
 """
@@ -113,14 +120,17 @@ class PGBM25(Scoring):
                     rows.append({"indexid": int(uid), "text": " ".join(document) if isinstance(document, list) else document})
                 index = index + 1 if index is not None else None
         if rows:
+            ids = [row["indexid"] for row in rows]
             self.execute(INSERT, [{**row, "language": self.language} for row in rows])
-            self.count_rows([row["indexid"] for row in rows], 1)
+            self.execute(ADD_POSTINGS, {"ids": ids})
+            self.count_rows(ids, 1)
 
     def delete(self, ids):
         self.initialize()
         ids = [int(uid) for uid in ids]
         self.count_rows(ids, -1)
         self.execute(DELETE_TERMS, {"ids": ids})
+        self.execute(DELETE_POSTINGS, {"ids": ids})
         self.execute(f"DELETE FROM {self.table} WHERE indexid = ANY(:ids)", {"ids": ids})
 
     def count_rows(self, ids: list[int], sign: int):
@@ -188,7 +198,7 @@ class PGBM25(Scoring):
                 self.execute(SCHEMA)
                 self.database.commit()
         if recreate:
-            self.execute(f"DROP TABLE IF EXISTS {self.table}, {self.table}_terms, {self.table}_stats")
+            self.execute(f"DROP TABLE IF EXISTS {self.table}, {self.table}_postings, {self.table}_terms, {self.table}_stats")
             self.execute(SCHEMA)
 
     def connect(self):

@@ -4,6 +4,8 @@
     hits = searcher.search("How do I back up the index?", limit=5, mode="hybrid")
     searcher.passage("docs:guide/backup.md#0001")   # one chunk by id
     searcher.info()                                   # version, loaded_at, documents, chunks
+
+`dense` and `keyword` run only their own index (OwnIndexSearch); `hybrid` runs both and fuses.
 """
 
 import threading

@@ -1,4 +1,5 @@
-"""Shared fixtures: a throwaway config with its own documents folder and index."""
+"""Shared fixtures: a throwaway workspace (config, documents, index), real API servers, the LLMs,
+PostgreSQL."""
 
 import os
 import textwrap
@@ -8,6 +9,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.conftest_llm import embedded_llm, ollama_server, ollama_session  # noqa: E402,F401  (fixtures)
+from tests.conftest_pg import postgres_database, postgres_server, postgres_url  # noqa: E402,F401  (fixtures)
+from tests.helpers import ApiServer, make_workspace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,4 +61,20 @@ def workspace(tmp_path):
     return tmp_path
 
 
-from tests.conftest_llm import *  # noqa: E402,F401,F403  (embedded_llm, ollama_session, ollama_server)
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory):
+    """Starts real API servers for a test module, stopped when it ends:
+    serve(prepare=None, **make_workspace options) -> a started tests.helpers.ApiServer;
+    prepare(folder) may add documents before the workspace is ingested."""
+    servers = []
+
+    def start(prepare=None, **options):
+        folder = tmp_path_factory.mktemp("api")
+        if prepare:
+            prepare(folder)
+        servers.append(ApiServer(make_workspace(folder, **options)).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

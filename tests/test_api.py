@@ -10,16 +10,14 @@ import re
 import pytest
 
 from tests.ollama_server import free_port
-from tests.test_api_helpers import ADMIN_KEY, READ_KEY, ApiServer, assert_error, make_workspace, sse_events
+from tests.helpers import ADMIN_KEY, READ_KEY, ApiServer, assert_error, make_workspace, sse_events
 
 OPEN_PATHS = {"/health", "/ready", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = ApiServer(make_workspace(tmp_path_factory.mktemp("api"))).start()
-    yield server
-    server.stop()
+def server(serve):
+    return serve()
 
 
 @pytest.fixture

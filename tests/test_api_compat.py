@@ -5,16 +5,14 @@ import ollama
 import openai
 import pytest
 
-from tests.test_api_helpers import ADMIN_KEY, READ_KEY, ApiServer, assert_error, make_workspace
+from tests.helpers import ADMIN_KEY, READ_KEY, assert_error
 
 QUESTION = "What is the tallest living terrestrial animal?"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = ApiServer(make_workspace(tmp_path_factory.mktemp("compat"))).start()
-    yield server
-    server.stop()
+def server(serve):
+    return serve()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import ollama
 import openai
 import pytest
 
-from tests.test_api_helpers import ADMIN_KEY, READ_KEY, ApiServer, assert_error, make_workspace
+from tests.helpers import ADMIN_KEY, READ_KEY, assert_error
 
 FIRST = "What is the tallest living terrestrial animal?"
 FOLLOW_UP = "What does it eat?"  # alone it finds nothing above answer.min_score (the koala ranks first)
@@ -13,13 +13,13 @@ NOT_FOUND = "I could not find this in the documents."
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("conversations")
+def server(serve):
+    return serve(prepare=koala)
+
+
+def koala(folder):
     (folder / "docs").mkdir()
     (folder / "docs" / "koala.md").write_text("# Koalas\n\nKoalas eat eucalyptus leaves and sleep most of the day.\n", encoding="utf-8")
-    server = ApiServer(make_workspace(folder)).start()
-    yield server
-    server.stop()
 
 
 def sources(passages) -> list[str]:

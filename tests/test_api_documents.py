@@ -10,17 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_api_helpers import ADMIN_KEY, ApiServer, assert_error, make_workspace, wait_job
+from tests.helpers import ADMIN_KEY, assert_error, wait_job
 
 ROOT = Path(__file__).resolve().parent.parent
 PDF = ROOT / "data" / "reference" / "faq.pdf"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = ApiServer(make_workspace(tmp_path_factory.mktemp("docs"))).start()
-    yield server
-    server.stop()
+def server(serve):
+    return serve()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_api_helpers import ADMIN_KEY, READ_KEY, ApiServer, assert_error, make_workspace, wait_job
+from tests.helpers import ADMIN_KEY, READ_KEY, ApiServer, assert_error, make_workspace, wait_job
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20

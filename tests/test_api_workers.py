@@ -15,7 +15,9 @@ import httpx
 import pytest
 
 from tests.ollama_server import free_port
-from tests.test_api_helpers import ADMIN_KEY, make_workspace
+from tests.helpers import ADMIN_KEY, make_workspace
+
+pytestmark = pytest.mark.slow  # whole processes: run by `make test`, left out by `make test-fast`
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,9 @@ import pexpect
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_api_helpers import make_workspace
+from tests.helpers import make_workspace
+
+pytestmark = pytest.mark.slow  # whole processes: run by `make test`, left out by `make test-fast`
 
 PROMPT = "you> "
 

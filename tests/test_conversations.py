@@ -8,7 +8,7 @@ import pytest
 from rag.config import load_config
 from rag.conversations import ConversationNotFound, Conversations, Turn
 from rag.service import LocalRAG
-from tests.test_api_helpers import make_workspace
+from tests.helpers import make_workspace
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,13 @@ def test_store_is_scoped_by_owner_bounded_and_forgets_old_conversations(tmp_path
     assert store.list("alice") == []
     store.delete(store.list("bob")[0].id, "bob")
     assert store.list("bob") == []
+
+
+def test_the_ask_workflow_action_takes_history(rag):
+    from rag.workflows.actions import Ask
+
+    history = [{"role": "user", "content": "What is the tallest living terrestrial animal?"}]
+    answered = Ask(rag).each({"question": "What does it eat?", "history": history, "id": 1})
+    assert answered["id"] == 1 and answered["found"] and "tallest" in answered["query"]
+    assert "notes.txt" in [c["source"] for c in answered["citations"] + answered["context"]]
+    assert Ask(rag).each({"question": "What does it eat?"})["found"] is False  # alone: nothing relevant

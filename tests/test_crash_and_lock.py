@@ -12,6 +12,8 @@ from rag.config import load_config
 from rag.search import Searcher
 from rag.store import Store
 
+pytestmark = pytest.mark.slow  # whole processes: run by `make test`, left out by `make test-fast`
+
 RAG = [sys.executable, "-m", "rag.cli"]
 
 

@@ -9,7 +9,7 @@ from rag.config import load_config
 from rag.filters import MAX_TERMS, Filter, FilterError, combine
 from rag.search import SearchError
 from rag.service import LocalRAG
-from tests.test_api_helpers import READ_KEY, ApiServer, assert_error, make_workspace
+from tests.helpers import READ_KEY, assert_error
 
 
 @pytest.mark.parametrize(
@@ -81,10 +81,8 @@ def test_filters_select_passages_of_a_real_index(workspace):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = ApiServer(make_workspace(tmp_path_factory.mktemp("filters"))).start()
-    yield server
-    server.stop()
+def server(serve):
+    return serve()
 
 
 def test_a_read_key_cannot_reach_sql_through_where(server):

@@ -18,7 +18,7 @@ import pytest
 from rag.llm import EmbeddedLLM, LLMTimeout, LLMUnavailable, abort_calls, create_llm
 from tests.conftest_llm import OLLAMA_MODEL, llm_config
 from tests.ollama_server import free_port
-from tests.test_api_helpers import ADMIN_KEY, ApiServer, make_workspace, sse_events
+from tests.helpers import ADMIN_KEY, ApiServer, make_workspace, sse_events
 
 ROOT = Path(__file__).resolve().parent.parent
 STORY = "Write a long story about a dragon who guards a library."
@@ -206,6 +206,7 @@ def test_concurrent_asks_against_a_hung_ollama_fail_together(api, ollama_server)
     assert ends[0] > 3.5 and ends[-1] < 6.5, ends  # before: 4, 8 and 12 s
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server_with_an_ask_in_flight(tmp_path, ollama_server):
     config = ollama_workspace(tmp_path, ollama_server, timeout=120)
     port, log = free_port(), tmp_path / "serve.log"

@@ -14,7 +14,6 @@ from txtai import Embeddings  # noqa: E402
 from rag import pgshared  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
-from tests.conftest_pg import postgres_database, postgres_server, postgres_url  # noqa: E402,F401  (until conftest.py imports them)
 from tests.pgserver import query  # noqa: E402
 
 SCHEMAS = itertools.count()
@@ -127,6 +126,9 @@ def test_bm25_in_sql_ranks_the_rare_query_term_first(postgres_url, tmp_path):
         assert stats == query(postgres_url, f"SELECT count(*), sum(length) FROM {schema}.bm25")
         assert query(postgres_url, f"SELECT df FROM {schema}.bm25_terms WHERE term = 'engin'") == [(5,)]
         assert query(postgres_url, f"SELECT count(*) FROM {schema}.bm25_terms WHERE term = 'giraff'") == [(0,)]
+        assert query(postgres_url, f"SELECT count(*) FROM {schema}.bm25_postings WHERE indexid NOT IN (SELECT indexid FROM {schema}.bm25)") == [(0,)]
+        postings = query(postgres_url, f"SELECT count(*), sum(tf) FROM {schema}.bm25_postings")
+        assert postings == query(postgres_url, f"SELECT sum(df)::bigint, sum(cf)::bigint FROM {schema}.bm25_terms")
     finally:
         embeddings.close()
 

@@ -7,14 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rag.service import safe_name
-from tests.test_api_helpers import ApiServer, assert_error, make_workspace, wait_job
+from tests.helpers import assert_error, wait_job
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = ApiServer(make_workspace(tmp_path_factory.mktemp("uploads"))).start()
-    yield server
-    server.stop()
+def server(serve):
+    return serve()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from rag.config import load_config
 from rag.service import LocalRAG
 from rag.store import Store
 from rag.watch import Watcher
-from tests.test_api_helpers import ApiServer, make_workspace
+from tests.helpers import ApiServer, make_workspace
 
 DEBOUNCE = 0.5
 WAIT = 60  # seconds at most for any one change to show (a shared machine)
@@ -245,6 +245,7 @@ def test_one_watcher_per_index(watched):
         second.stop()
 
 
+@pytest.mark.slow
 def test_rag_watch_logs_each_sync_and_stops_on_sigterm(workspace):
     config = workspace / "config.yml"
     process = subprocess.Popen(

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.test_api_helpers import ADMIN_KEY, READ_KEY, ApiServer, make_workspace
+from tests.helpers import ADMIN_KEY, READ_KEY, ApiServer, make_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -150,6 +150,22 @@ def test_ask_streams_an_answer_whose_citation_opens_the_passage_or_its_snippet(s
     wait(browser, lambda d: "could not be loaded" in d.find_element(By.ID, "passage-note").text, timeout=30)
     assert text_of(browser.find_element(By.ID, "passage-text")) == chip.get_attribute("title")  # the citation's snippet
     assert browser.find_element(By.ID, "passage-title").text == title
+
+
+def test_a_follow_up_continues_the_conversation_until_a_new_one(server, browser):
+    browser.get(server.url)
+    ask(browser, "What is the tallest living terrestrial animal?")
+    wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, "#citations button.chip")))
+    wait(browser, lambda d: d.find_element(By.ID, "answer").get_attribute("aria-busy") == "false")
+    ask(browser, "What does it eat?")
+    searched = wait(browser, EC.visibility_of_element_located((By.ID, "standalone")))
+    assert "tallest living terrestrial animal" in searched.text and searched.text.endswith("What does it eat?")
+    wait(browser, lambda d: d.find_element(By.ID, "answer").get_attribute("aria-busy") == "false")
+    browser.find_element(By.ID, "new-conversation").click()
+    assert not browser.find_element(By.ID, "standalone").is_displayed()
+    ask(browser, "What does it eat?")  # a new conversation: the question is searched alone
+    wait(browser, lambda d: d.find_element(By.ID, "answer").get_attribute("aria-busy") == "false")
+    assert not browser.find_element(By.ID, "standalone").is_displayed()
 
 
 def test_search_only_lists_passages(server, browser):

@@ -6,9 +6,7 @@ One workspace and service for the module, so the models load once.
 
 import json
 import shutil
-import time
 
-import httpx
 import pytest
 import yaml
 
@@ -17,7 +15,7 @@ from rag.ingest import Ingestor
 from rag.service import LocalRAG
 from rag.workflows import Scheduler, Workflows, list_workflows, run_workflow
 from tests.conftest import ROOT, write_config
-from tests.test_api_helpers import ApiServer
+from tests.helpers import ApiServer
 
 # The `workflow:` section shipped in config.yml (the last test checks that they are the same)
 SHIPPED = """\

@@ -246,16 +246,25 @@ async function loadStatus() {
 
 // ---- asking and searching ------------------------------------------------------------------------
 
-// Conversations (issue 14) are not in the API yet. When /ask learns them, the request gets the
-// conversation here and `done` may carry `conversation_id` and `standalone_query` (shown as
-// "Searched for: …"); nothing else in the page needs to change.
+// The conversation of this page: the first question starts a stored one (`remember`), the next
+// ones continue it, so a follow-up is searched with what came before; `done` carries the
+// `conversation_id` and the `query` that was searched (shown as "Searched for: …").
 const conversation = { id: null, turns: [] };
 
 function askBody(question) {
   const body = { question, stream: true };
   if (conversation.id) body.conversation_id = conversation.id;
+  else body.remember = true;
   return body;
 }
+
+$("new-conversation").addEventListener("click", () => {
+  conversation.id = null;
+  conversation.turns = [];
+  $("new-conversation").hidden = true;
+  say($("standalone"), "");
+  $("question").focus();
+});
 
 let running = null; // the AbortController of the question in progress
 
@@ -326,8 +335,9 @@ async function ask(question, signal) {
 
 function finishAnswer(question, done) {
   $("answer").textContent = done.answer; // the final text: markers that name no passage are removed
-  if (done.standalone_query && done.standalone_query !== question) say($("standalone"), `Searched for: ${done.standalone_query}`);
+  if (done.query && done.query !== question) say($("standalone"), `Searched for: ${done.query}`);
   if (done.conversation_id) conversation.id = done.conversation_id;
+  $("new-conversation").hidden = !conversation.id;
   conversation.turns.push({ question, answer: done.answer });
   const parts = [];
   if (!done.found) parts.push("No passage was relevant enough");

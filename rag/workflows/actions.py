@@ -13,7 +13,7 @@ initialize/finalize hooks, so they run once per workflow run.
     ingest    path | source name | "*"             one ingest report for the batch (the code of `rag ingest`)
     search    query                                {query, hits}
     questions questions file | question            one element per question (text lines or JSONL)
-    ask       question | {question, id, top_k}     grounded answer with citations
+    ask       question | {question, id, top_k, history}   grounded answer with citations
     prompt    text | document                      the LLM's reply (or the element with the reply in `field`)
     jsonl     anything                             the same element, written as one JSON line to `output`
     markdown  document with `field`                {id, source, title, field, report}, written into a Markdown report
@@ -266,7 +266,9 @@ class Ask(Action):
         options = element if isinstance(element, dict) else {}
         head = {"id": options["id"]} if "id" in options else {}
         try:
-            answer = self.service.ask(question, top_k=options.get("top_k", self.top_k), where=options.get("where", self.where))
+            answer = self.service.ask(
+                question, top_k=options.get("top_k", self.top_k), where=options.get("where", self.where), history=options.get("history")
+            )
         except LLMError as error:  # recorded per question: the other answers are kept
             return {**head, "question": question, "answer": "", "complete": False, "error": str(error), "error_type": type(error).__name__}
         return {**head, **answer.to_dict()}

@@ -1,5 +1,6 @@
-"""Shared pieces of the API tests (no tests here): a workspace with documents and API keys, and the
-real app on a real uvicorn server at 127.0.0.1:<random port> in a background thread."""
+"""Shared pieces of the tests: a workspace with documents and API keys (make_workspace), the real
+app on a real uvicorn server at 127.0.0.1:<random port> in a background thread (ApiServer), and
+checks of the API's answers. tests/conftest.py builds its fixtures from these."""
 
 import hashlib
 import os
@@ -15,9 +16,8 @@ from api.app import create_app
 from rag.config import load_config
 from rag.ingest import Ingestor
 
-READ_KEY = "read-key-for-tests"
-ADMIN_KEY = "admin-key-for-tests"
-os.environ["LOCALRAG_TEST_READ_KEY"] = READ_KEY
+READ_KEY = "read-key-for-tests"  # given to the config through ${LOCALRAG_TEST_READ_KEY}
+ADMIN_KEY = "admin-key-for-tests"  # given as its SHA-256 digest
 
 DOCS = {
     "install.md": "# Installation\n\nRun make demo to install localrag on a fresh machine.\n\n"
@@ -45,6 +45,7 @@ search:
 llm:
   provider: {provider}
   max_tokens: 12
+  temperature: 0.0                 # greedy: the same answer every run
   ollama:
     base_url: {ollama_url}
     timeout: 5
@@ -75,6 +76,8 @@ def make_workspace(
         path = folder / "docs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+    if keys:  # the read key reaches config.yml as ${LOCALRAG_TEST_READ_KEY}, as a deployment's would
+        os.environ["LOCALRAG_TEST_READ_KEY"] = READ_KEY
     config = folder / "config.yml"
     config.write_text(CONFIG.format(provider=provider, ollama_url=ollama_url, keys=KEYS if keys else ""), encoding="utf-8")
     if ingest:
