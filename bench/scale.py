@@ -208,7 +208,8 @@ def search(args) -> dict:
     current = Store(config.index_dir).current()
     # txtai as it was: its own BM25 and search, nothing of rag.index's
     today = Embeddings().load(str(current), config={"path": config.embeddings_settings()["path"]})
-    searcher.search(texts[0]), txtai_search(today, texts[0], "hybrid", 0.65)  # warm-up
+    for query in texts:  # warm-up: every query once on both paths (model, caches, mapped pages)
+        searcher.search(query), txtai_search(today, query, "hybrid", config.search.weights)
 
     figures = {"load_s": load}
     for mode in ("hybrid", "dense", "keyword"):

@@ -120,8 +120,8 @@ class VectorCache:
         return self.count() > max(2 * live + 1000, self.state("floor"))
 
     def collect(self, live: Iterable[bytes], keep_seconds: float) -> int:
-        """Deletes the vectors whose key is not in `live` and that are older than keep_seconds
-        (of any model but this one: older than keep_seconds). Returns the number deleted."""
+        """Deletes the vectors older than keep_seconds that are of another model or whose key is
+        not in `live`. Returns the number deleted."""
         cutoff = time.time() - keep_seconds
         with self.transaction():
             self.connection.execute("CREATE TEMP TABLE IF NOT EXISTS live (hash BLOB PRIMARY KEY)")

@@ -83,11 +83,11 @@ class Counted:
 
 def test_each_mode_searches_only_the_indexes_it_needs(searcher):
     dense = Counted(searcher.embeddings.ann, "search")
-    keyword = Counted(searcher.embeddings.scoring, "batchsearch")
+    keyword = Counted(searcher.embeddings.scoring, "search")
     try:
         for mode, expected in {"dense": (1, 0), "keyword": (0, 1), "hybrid": (1, 1)}.items():
             before = dense.calls, keyword.calls
             assert searcher.search("How do I back up the index?", mode=mode, where="filetype = 'md'")
             assert (dense.calls - before[0], keyword.calls - before[1]) == expected, mode
     finally:
-        del searcher.embeddings.ann.search, searcher.embeddings.scoring.batchsearch
+        del searcher.embeddings.ann.search, searcher.embeddings.scoring.search
