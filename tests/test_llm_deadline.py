@@ -145,9 +145,10 @@ def test_embedded_generation_stops_at_the_deadline(embedded_llm):
         seconds, error = timed(call)
         assert isinstance(error, LLMTimeout) and "within 1 s (llm.embedded.timeout)" in str(error)
         assert seconds < 3
-    # Had either kept generating its 400 tokens, this would wait for them, and the count would show them
+    # Had either kept generating its 400 tokens, this would wait for them, and the count would show
+    # them: two 1 s calls stopped at the deadline predict well under one whole answer, however fast
     assert embedded_llm.chat("Say hi.", max_tokens=4).strip()
-    assert embedded_llm.metrics()["tokens_predicted_total"] - before < 150
+    assert embedded_llm.metrics()["tokens_predicted_total"] - before < 400
 
 
 def test_abort_calls_ends_waits_on_a_hung_backend(ollama_server):
