@@ -62,7 +62,7 @@ def main():
         base = args.config.read_text(encoding="utf-8")
         config_file = tmp / "config.yml"
         config_file.write_text(base, encoding="utf-8")
-        env = {"RAG_INDEX_DIR": str(tmp / "indexes"), "RAG_DATA_DIR": str(tmp / "docs")}
+        env = {"RAG_INDEX_DIR": str(tmp / "indexes"), "RAG_DATA_DIR": str(tmp / "docs"), "RAG_INDEX__VECTOR_CACHE__ENABLED": "false"}  # every round embeds
         config = load_config(config_file, environ={**os.environ, **env})
 
         # Warm-up: load the model once (as a long-running process would) on a one-file index

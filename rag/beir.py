@@ -59,6 +59,8 @@ def evaluate_dataset(
     report = Ingestor(config, progress).run()
     indexing = time.perf_counter() - started
 
+    # eval ranks documents from 2 x depth chunks: beyond what an API request may ask (search.max_limit)
+    config = config.model_copy(update={"search": config.search.model_copy(update={"max_limit": max(config.search.max_limit, depth * 2)})})
     searcher = Searcher(config)
     by_stem = {safe(uid): uid for uid in data.corpus}
     queries = data.judged

@@ -1,5 +1,6 @@
 """Ranking metrics and BEIR loading on tiny hand-made judgments with hand-computed values."""
 
+import json
 import math
 from pathlib import Path
 
@@ -83,3 +84,22 @@ def test_load_beir_scifact_dev_counts():
     data = load_beir(SCIFACT)
     assert (len(data.corpus), len(data.judged)) == (5183, 809)
     assert sum(len(judged) for judged in data.qrels.values()) == 919
+
+
+def test_rag_eval_scores_a_small_beir_dataset_at_its_full_depth(tmp_path):
+    """`rag eval` ranks from 2 x 100 chunks, more than search.max_limit allows an API request."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    docs = {"d1": "Giraffes are the tallest living terrestrial animals.", "d2": "Koalas eat eucalyptus leaves."}
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items()))
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "What do koalas eat?"}) + "\n")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    config = tmp_path / "config.yml"
+    config.write_text(f"index: {{name: t, path: {tmp_path / 'indexes'}}}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["--config", str(config), "eval", str(data), "--mode", "hybrid", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["retrieval"]["modes"]["hybrid"]["ndcg@10"] == 1.0
