@@ -211,6 +211,17 @@ def infer(answer: str, question: str, passages: list[Hit]) -> list[int]:
     ]
 
 
+def final(events: Iterator[Event]) -> Answer:
+    """The answer of an event stream; the LLM's error when it failed before producing any text
+    (a failure after some text gives the partial answer with complete=False)."""
+    for event in events:
+        if event.type == "answer":
+            if not event.answer.complete and not event.answer.answer and event.exception:
+                raise event.exception
+            return event.answer
+    raise RuntimeError("the answer stream ended without an answer")
+
+
 def elapsed(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
@@ -322,13 +333,7 @@ class Answerer:
     def ask(self, question: str, top_k: int | None = None, where=None, history: list[dict] | None = None, **sampling) -> Answer:
         """The whole answer. Raises LLMError if the LLM fails before producing any text; a failure
         after some text returns the partial answer with complete=False."""
-        for event in self.stream(question, top_k, where, history, **sampling):
-            if event.type == "answer":
-                answer = event.answer
-                if not answer.complete and not answer.answer and event.exception:
-                    raise event.exception
-                return answer
-        raise RuntimeError("the answer stream ended without an answer")
+        return final(self.stream(question, top_k, where, history, **sampling))
 
     def stream(self, question: str, top_k: int | None = None, where=None, history: list[dict] | None = None, **sampling) -> Iterator[Event]:
         """Token events as the LLM writes, then one answer event. An LLM failure yields an error

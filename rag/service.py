@@ -107,12 +107,9 @@ class LocalRAG:
     def ask(self, question: str, **options):
         """A grounded Answer with citations (options as for stream); raises SearchError,
         ConversationNotFound, and LLMError if the LLM fails before any text."""
-        for event in self.stream(question, **options):
-            if event.type == "answer":
-                if not event.answer.complete and not event.answer.answer and event.exception:
-                    raise event.exception
-                return event.answer
-        raise RuntimeError("the answer stream ended without an answer")
+        from .answer import final
+
+        return final(self.stream(question, **options))
 
     def stream(
         self,
