@@ -237,12 +237,12 @@ def index_vectors(embeddings):
 
 def dense_recall(searcher, texts) -> float:
     """Top-10 ids of dense search vs exact inner product over every stored vector."""
-    ids, vectors = index_vectors(searcher.embeddings)
+    ids, vectors = index_vectors(searcher.snapshot.embeddings)
     found = 0
     for query in texts:
-        vector = searcher.embeddings.batchtransform([(None, query, None)], "query")[0]
+        vector = searcher.snapshot.embeddings.batchtransform([(None, query, None)], "query")[0]
         exact = set(ids[np.argsort(-(vectors @ vector))[:10]].tolist())
-        got = {indexid for indexid, _ in searcher.embeddings.ann.search(vector[np.newaxis], 10)[0]}
+        got = {indexid for indexid, _ in searcher.snapshot.embeddings.ann.search(vector[np.newaxis], 10)[0]}
         found += len(exact & got)
     return found / (10 * len(texts))
 
@@ -251,8 +251,8 @@ def approximate(searcher, texts, rounds) -> dict:
     """Recall@10 vs exact and latency of IVF and HNSW indexes on the same vectors (faiss directly)."""
     import faiss
 
-    _, vectors = index_vectors(searcher.embeddings)
-    queries_ = searcher.embeddings.batchtransform([(None, query, None) for query in texts], "query").astype(np.float32)
+    _, vectors = index_vectors(searcher.snapshot.embeddings)
+    queries_ = searcher.snapshot.embeddings.batchtransform([(None, query, None) for query in texts], "query").astype(np.float32)
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
     truth = [set(row.tolist()) for row in exact.search(queries_, 10)[1]]

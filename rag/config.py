@@ -46,12 +46,33 @@ class VectorCacheConfig(Strict):
     keep_unused_hours: float = Field(168, ge=0)  # vectors no kept version uses are deleted after this (a killed ingest resumes within it)
 
 
+class PostgresConfig(Strict):
+    """Section `index.postgres`: the index in PostgreSQL with pgvector (`index.store: postgres`, rag.pgstore)."""
+
+    url: str = ""  # postgresql://user:password@host:5432/db (from ${DATABASE_URL}); required with store postgres
+    schema_name: str | None = Field(None, alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,40}$")  # default: localrag_<index name>
+    m: int = Field(16, ge=2, le=100)  # HNSW graph degree
+    ef_construction: int = Field(64, ge=4, le=1000)  # HNSW build beam
+    ef_search: int = Field(100, ge=1, le=1000)  # HNSW search beam (hnsw.ef_search); at least the candidates searched
+    language: str = Field("english", pattern=r"^[a-z_]+$")  # text search configuration of the keyword side
+    pool_size: int = Field(4, ge=1, le=64)  # connections per process
+    timeout: float = Field(30.0, gt=0)  # seconds a statement may run (statement_timeout)
+
+
 class IndexConfig(Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    store: Literal["local", "postgres"] = "local"  # local: versioned folders under path; postgres: index.postgres
+    postgres: PostgresConfig = PostgresConfig()
     path: Path = Path("indexes")
     keep_versions: int = Field(2, ge=1)
     vector_cache: VectorCacheConfig = VectorCacheConfig()
     embeddings: dict[str, Any] = Field(default_factory=default_embeddings)
+
+    @model_validator(mode="after")
+    def postgres_needs_url(self):
+        if self.store == "postgres" and not self.postgres.url:
+            raise ValueError("index.store is postgres but index.postgres.url is empty: set DATABASE_URL")
+        return self
 
     @field_validator("embeddings")
     @classmethod

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from txtai import Embeddings
+from txtai.embeddings.search import Hybrid, Search
 from txtai.embeddings.index.configuration import Configuration
 
 from . import scoring, vectorcache
@@ -98,6 +99,29 @@ def portable(config: dict) -> dict:
     if isinstance(config.get("scoring"), dict) and config["scoring"].get("method") == scoring.METHOD:
         config["scoring"] = {**config["scoring"], "method": "bm25"}
     return config
+
+
+class OwnIndexSearch(Search):
+    """txtai's search, except that weights of 1 (dense) or 0 (keyword) on a hybrid index run only
+    the index whose score counts: txtai runs both and drops one in the fusion. The same fusion
+    then ranks the one side, so results are txtai's. One query's BM25 search runs in the calling
+    thread (txtai starts a thread pool per call)."""
+
+    def search(self, queries, limit, weights, index):
+        if index or not (self.ann and self.scoring) or weights not in (0.0, 1.0):
+            return super().search(queries, limit, weights, index)
+        none = [[] for _ in queries]
+        # The top `limit` of exact search are those of the 10 x limit txtai asks of a hybrid; BM25
+        # is asked for as many as in a hybrid, since its candidates depend on it
+        dense = self.dense(queries, limit) if weights == 1.0 else none
+        sparse = self.sparse(queries, limit * 10) if weights == 0.0 else none
+        fusion = Hybrid(self.scoring)
+        return [fusion(pair, [weights, 1 - weights], limit) for pair in zip(dense, sparse)]
+
+    def sparse(self, queries, limit):
+        if len(queries) != 1:
+            return super().sparse(queries, limit)
+        return self.resolve([[(uid, score) for uid, score in self.scoring.search(queries[0], limit) if score > 0]])
 
 
 def folder_size(path: Path) -> int:

@@ -18,13 +18,13 @@ from pathlib import Path
 from .chunker import Chunker
 from .clock import now
 from .config import Config
-from .index import cached_settings, open_embeddings, save_embeddings
+from .index import cached_settings
 from .loaders import LoadError, load_file, read_file
 from .manifest import FORMAT, DocumentRecord, Manifest, chunk_id
 from .progress import Progress
 from .sources import Source, SourceFile, scan
-from .store import Store
-from .vectorcache import FILE, CachedVectors, VectorCache, version_keys
+from .store import open_store
+from .vectorcache import FILE, VectorCache
 
 UPLOADS = "uploads"
 # A file modified this recently may change again within the same mtime tick: its mtime is not
@@ -135,7 +135,7 @@ class Ingestor:
     def __init__(self, config: Config, progress: Progress | None = None):
         self.config = config
         self.progress = progress or Progress()
-        self.store = Store(config.index_dir, config.index.keep_versions)
+        self.store = open_store(config)
         self.settings = config.embeddings_settings()
         if config.index.vector_cache.enabled:
             self.settings = cached_settings(self.settings, self.vectors_dir, config.index.embeddings["path"])
@@ -144,7 +144,7 @@ class Ingestor:
     @property
     def vectors_dir(self):
         """The vector cache of the index: beside its versions, never copied with them."""
-        return self.store.path / "vectors"
+        return self.config.index_dir / "vectors"
 
     def run(self, paths: list[Path] | None = None, rebuild: bool = False, strict: bool = False) -> Report:
         """Ingests the configured sources (or only `paths`).
@@ -155,8 +155,8 @@ class Ingestor:
         started = time.perf_counter()
         report = Report()
         with self.store.lock():
-            current = self.store.current()
-            manifest = Manifest.read(current)
+            manifest = self.store.manifest()
+            published = self.store.stamp() is not None
             if manifest.documents and manifest.fingerprint != fingerprint(self.config):
                 rebuild = True
             report.rebuilt = rebuild and bool(manifest.documents)
@@ -172,7 +172,7 @@ class Ingestor:
                 raise StrictFailure(report)
             for document in report.removed:
                 stale.extend(manifest.remove(document))
-            if rows or stale or rebuild or current is None:
+            if rows or stale or rebuild or not published:
                 report.chunks_removed = self.apply(manifest, stale, rows, rebuild)
                 report.chunks_added, report.chunks_embedded = len(rows), self.embedded
             report.documents, report.chunks = len(manifest.documents), manifest.chunks
@@ -252,7 +252,7 @@ class Ingestor:
         """Deletes documents' chunks from the index without re-embedding anything."""
         report = Report()
         with self.store.lock():
-            manifest = Manifest.read(self.store.current())
+            manifest = self.store.manifest()
             report.removed = [d for d in documents if d in manifest.documents]
             if report.removed:
                 stale = [uid for d in report.removed for uid in manifest.remove(d)]
@@ -271,7 +271,7 @@ class Ingestor:
             record.ingested_at = data.get("ingested_at")
             record.chunks = max(record.chunks, int(data.get("chunk", 0)) + 1)
         with self.store.lock():
-            manifest = Manifest.read(self.store.current())
+            manifest = self.store.manifest()
             if manifest.documents and manifest.fingerprint != fingerprint(self.config):
                 raise ValueError("the index was built with other model or chunking settings: run `rag ingest --rebuild` first")
             manifest.fingerprint = fingerprint(self.config)
@@ -289,18 +289,14 @@ class Ingestor:
     def apply(self, manifest: Manifest, stale: list[str], rows: list, rebuild: bool = False) -> int:
         """Publishes one new version: the live one (or nothing, with rebuild) minus the stale
         chunk ids plus the upserted rows, with manifest. Needs the lock. Returns chunks deleted."""
-        work = self.store.workdir(copy_current=not rebuild)
-        embeddings = open_embeddings(work, self.settings)
-        removed = len(embeddings.delete(stale)) if stale else 0
-        if rows:
-            self.progress.embedding(len(rows))
-            embeddings.upsert(self.stream(rows))
-            self.embedded += embeddings.model.encoded if isinstance(embeddings.model, CachedVectors) else len(rows)
-        save_embeddings(embeddings, work)
-        embeddings.close()
-        manifest.version, manifest.updated_at = FORMAT, now()
-        self.store.publish(work, manifest)
-        self.collect(manifest.chunks * self.store.keep)
+        with self.store.begin(self.settings, rebuild) as write:
+            removed = write.delete(stale)
+            if rows:
+                self.progress.embedding(len(rows))
+                self.embedded += write.add(self.stream(rows))
+            manifest.version, manifest.updated_at = FORMAT, now()
+            write.publish(manifest)
+        self.collect(manifest.chunks * self.config.index.keep_versions)
         return removed
 
     def collect(self, live: int, force: bool = False):
@@ -311,8 +307,7 @@ class Ingestor:
         cache = VectorCache(self.vectors_dir, self.settings["vectorcache"]["model"])
         try:
             if force or cache.due(live):
-                keys = (key for version in self.store.versions() for key in version_keys(version, self.settings))
-                cache.collect(keys, self.config.index.vector_cache.keep_unused_hours * 3600)
+                cache.collect(self.store.cache_keys(self.settings), self.config.index.vector_cache.keep_unused_hours * 3600)
         finally:
             cache.close()
 

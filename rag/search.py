@@ -5,20 +5,18 @@
     searcher.passage("docs:guide/backup.md#0001")   # one chunk by id
     searcher.info()                                   # version, loaded_at, documents, chunks
 
-`dense` and `keyword` run only their own index (OwnIndexSearch); `hybrid` runs both and fuses.
+`dense` and `keyword` run only their own index (rag.index.OwnIndexSearch); `hybrid` runs both and fuses.
 """
 
 import threading
 import time
 from dataclasses import dataclass
 
-from txtai.embeddings.search import Hybrid, Search
-
 from .config import Config
 from .filters import Filter, FilterError, combine
-from .index import COLUMNS, has_index, open_embeddings
+from .index import COLUMNS
 from .manifest import Manifest
-from .store import Store
+from .store import open_store
 from .types import Hit
 
 MODES = ("hybrid", "dense", "keyword")
@@ -53,11 +51,9 @@ class Searcher:
 
     def __init__(self, config: Config):
         self.config = config
-        self.store = Store(config.index_dir, config.index.keep_versions)
+        self.store = open_store(config)
         self.settings = config.embeddings_settings()
-        self.embeddings = None
-        self.version = None
-        self.manifest = Manifest()
+        self.snapshot = None  # the store's live index, open for search (rag.store.Snapshot)
         self.loaded_at = None
         self.lock = threading.RLock()
         self.loading = threading.Lock()
@@ -69,26 +65,34 @@ class Searcher:
         if not force and now - self.checked < 0.5:
             return False
         self.checked = now
-        current = self.store.current()
-        if current is None or current.name == self.version:
+        stamp = self.store.stamp()
+        if stamp is None or stamp == self.version:
             return False
         # One thread loads; the others keep searching the old version meanwhile (unless forced)
         if not self.loading.acquire(blocking=force or self.version is None):
             return False
         try:
-            if current.name == self.version:
+            old = self.snapshot
+            snapshot = self.store.snapshot(self.settings, old)
+            if snapshot is None or snapshot is old:
                 return False
-            embeddings = open_embeddings(current, self.settings) if has_index(current) else None
-            manifest = Manifest.read(current)
             with self.lock:
-                old = self.embeddings
-                self.embeddings, self.version, self.manifest = embeddings, current.name, manifest
+                self.snapshot = snapshot
                 self.loaded_at = time.time()
                 if old is not None:
                     old.close()
             return True
         finally:
             self.loading.release()
+
+    @property
+    def version(self) -> str | None:
+        """The stamp of the version this process serves; None before the first publish."""
+        return self.snapshot.stamp if self.snapshot else None
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.snapshot.manifest if self.snapshot else Manifest()
 
     @property
     def ready(self) -> bool:
@@ -105,7 +109,7 @@ class Searcher:
         self.refresh()
         sql = f"select id, text, {', '.join(COLUMNS)} from txtai where id = :id"
         with self.lock:
-            rows = self.embeddings.search(sql, parameters={"id": uid}) if self.embeddings else []
+            rows = self.snapshot.search(sql, {"id": uid}) if self.snapshot else []
         if not rows:
             raise PassageNotFound(uid)
         return to_hit({**rows[0], "score": 1.0})
@@ -127,8 +131,6 @@ class Searcher:
         self.refresh()
         if self.version is None:
             raise SearchError(f"no index at {self.store.path}: run `rag ingest` first")
-        if self.embeddings is None:
-            return []
 
         weights = {"hybrid": self.config.search.weights, "dense": 1.0, "keyword": 0.0}[mode]
         candidates = max(self.config.search.candidates, limit)
@@ -141,33 +143,10 @@ class Searcher:
         parameters = {"query": query, **(condition.parameters if condition else {})}
         try:
             with self.lock:
-                rows = OwnIndexSearch(self.embeddings)([sql], parameters=[parameters])[0] if self.embeddings else []
+                rows = self.snapshot.search(sql, parameters)
         except Exception as error:
             raise SearchError(f"search failed: {error}") from error
         return [to_hit(row) for row in rows if mode != "keyword" or row["score"] > 0]
-
-
-class OwnIndexSearch(Search):
-    """txtai's search, except that weights of 1 (dense) or 0 (keyword) on a hybrid index run only
-    the index whose score counts: txtai runs both and drops one in the fusion. The same fusion
-    then ranks the one side, so results are txtai's. One query's BM25 search runs in the calling
-    thread (txtai starts a thread pool per call)."""
-
-    def search(self, queries, limit, weights, index):
-        if index or not (self.ann and self.scoring) or weights not in (0.0, 1.0):
-            return super().search(queries, limit, weights, index)
-        none = [[] for _ in queries]
-        # The top `limit` of exact search are those of the 10 x limit txtai asks of a hybrid; BM25
-        # is asked for as many as in a hybrid, since its candidates depend on it
-        dense = self.dense(queries, limit) if weights == 1.0 else none
-        sparse = self.sparse(queries, limit * 10) if weights == 0.0 else none
-        fusion = Hybrid(self.scoring)
-        return [fusion(pair, [weights, 1 - weights], limit) for pair in zip(dense, sparse)]
-
-    def sparse(self, queries, limit):
-        if len(queries) != 1:
-            return super().sparse(queries, limit)
-        return self.resolve([[(uid, score) for uid, score in self.scoring.search(queries[0], limit) if score > 0]])
 
 
 def checked_filter(where: "str | Filter | None", filters: dict | None = None) -> Filter | None:

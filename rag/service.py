@@ -21,11 +21,10 @@ from pathlib import Path
 from .clock import now
 from .config import Config
 from .conversations import LOCAL, Conversations, Turn
-from .index import folder_size
 from .ingest import UPLOADS, Ingestor, Report, chunk_rows, configured_sources, file_hash, make_chunker
 from .jobs import Jobs
 from .loaders import SUPPORTED_TYPES, LoadedDocument, load_file, read_file
-from .manifest import Document, DocumentRecord, Manifest
+from .manifest import Document, DocumentRecord
 from .progress import Progress
 from .search import IndexInfo, Searcher, checked_filter
 from .sources import SourceFile, scan
@@ -291,16 +290,16 @@ class LocalRAG:
 
     def status(self) -> dict:
         """Index name, model, documents, chunks, size on disk, last ingest (without loading the index)."""
-        current = self.searcher.store.current()
-        manifest = Manifest.read(current)
+        store = self.searcher.store
+        manifest = store.manifest()
         return {
             "index": self.config.index.name,
-            "path": str(self.searcher.store.path),
+            "path": str(store.path),
             "model": self.config.index.embeddings["path"],
-            "version": current.name if current else None,
+            "version": store.stamp(),
             "documents": len(manifest.documents),
             "chunks": manifest.chunks,
-            "size_bytes": folder_size(current) if current else 0,
+            "size_bytes": store.size(),
             "last_ingest": manifest.updated_at,
         }
 

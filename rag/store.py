@@ -1,4 +1,16 @@
-"""Versioned, crash-safe storage of an index directory with a single-writer lock.
+"""Where an index lives: the store interface, and the local store of versioned, crash-safe folders.
+
+Every store (this local one; rag.pgstore on PostgreSQL, chosen by `index.store`) offers:
+
+    store = open_store(config)
+    with store.lock():                          # the one writer; IndexLocked, IndexUnwritable
+        with store.begin(settings, rebuild) as write:
+            write.delete(ids); write.add(rows)   # rows: (id, data) of whole documents
+            write.publish(manifest)             # atomically: readers see all of it or none
+    store.stamp(); store.manifest(); store.writer(); store.size()
+    snapshot = store.snapshot(settings)         # what a Searcher serves: search(sql, parameters)
+    store.cache_keys(settings)                  # vector cache keys of everything kept
+
 
 Layout of indexes/<name>/:
 
@@ -24,7 +36,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .clock import now
+from .index import OwnIndexSearch, folder_size, has_index, open_embeddings, save_embeddings
 from .manifest import FILE as MANIFEST
+from .manifest import Manifest
+from .vectorcache import CachedVectors, version_keys
 
 POINTER = "CURRENT"
 VERSIONS = "versions"
@@ -82,6 +97,35 @@ class Store:
         """Identifies the live version; changes whenever a new version is published."""
         current = self.current()
         return current.name if current else None
+
+    def manifest(self) -> Manifest:
+        """The manifest of the live version (empty when nothing is published)."""
+        return Manifest.read(self.current())
+
+    def size(self) -> int:
+        """Bytes on disk of the live version."""
+        current = self.current()
+        return folder_size(current) if current else 0
+
+    def snapshot(self, settings: dict, previous: "Snapshot | None" = None) -> "Snapshot | None":
+        """The live version opened for search (None when nothing is published); `previous` is the
+        snapshot the caller serves, returned as it is when the version did not change."""
+        current = self.current()
+        if current is None:
+            return None
+        if previous is not None and previous.stamp == current.name:
+            return previous
+        embeddings = open_embeddings(current, settings) if has_index(current) else None
+        return Snapshot(current.name, Manifest.read(current), embeddings)
+
+    def cache_keys(self, settings: dict):
+        """Vector cache keys of the passages of every kept version."""
+        return (key for version in self.versions() for key in version_keys(version, settings))
+
+    def begin(self, settings: dict, rebuild: bool = False) -> "VersionWrite":
+        """A write of a new version: a private copy of the live one (or, with rebuild, nothing).
+        Needs the lock."""
+        return VersionWrite(self, settings, rebuild)
 
     # ---- writing -------------------------------------------------------
 
@@ -192,6 +236,77 @@ class Store:
                 trash = version.with_name(f"{TRASH_PREFIX}{version.name}")
                 os.rename(version, trash)
                 shutil.rmtree(trash, ignore_errors=True)
+
+
+class Snapshot:
+    """One published version, open for search. Not thread-safe: txtai's content database has one
+    cursor, so callers take turns."""
+
+    def __init__(self, stamp: str, manifest: Manifest, embeddings):
+        self.stamp, self.manifest, self.embeddings = stamp, manifest, embeddings
+
+    def search(self, sql: str, parameters: dict) -> list[dict]:
+        """Rows of one txtai SQL query (dense and keyword modes run only their own index)."""
+        return OwnIndexSearch(self.embeddings)([sql], parameters=[parameters])[0] if self.embeddings else []
+
+    def close(self):
+        if self.embeddings is not None:
+            self.embeddings.close()
+
+
+class VersionWrite:
+    """Changes to a private copy of the live version, published as a new version or dropped."""
+
+    def __init__(self, store: Store, settings: dict, rebuild: bool):
+        self.store = store
+        self.work = store.workdir(copy_current=not rebuild)
+        self.embeddings = open_embeddings(self.work, settings)
+
+    def delete(self, ids: list[str]) -> int:
+        """Deletes chunks by id; returns how many were there."""
+        return len(self.embeddings.delete(ids)) if ids else 0
+
+    def add(self, rows) -> int:
+        """Upserts (id, data) rows; returns how many texts the model encoded (the rest came from the
+        vector cache)."""
+        model = self.embeddings.model
+        before = model.encoded if isinstance(model, CachedVectors) else 0
+        counted = [0]
+
+        def count(rows):
+            for row in rows:
+                counted[0] += 1
+                yield row
+
+        self.embeddings.upsert(count(rows))
+        model = self.embeddings.model
+        return model.encoded - before if isinstance(model, CachedVectors) else counted[0]
+
+    def publish(self, manifest: Manifest) -> str:
+        """Saves and publishes the new version with manifest; returns its stamp."""
+        save_embeddings(self.embeddings, self.work)
+        self.close()
+        return self.store.publish(self.work, manifest).name
+
+    def close(self):
+        if self.embeddings is not None:
+            self.embeddings.close()
+            self.embeddings = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()  # an unpublished work folder is removed by the next writer
+
+
+def open_store(config):
+    """The store config.yml declares (`index.store`): local folders, or PostgreSQL (rag.pgstore)."""
+    if getattr(config.index, "store", "local") == "postgres":
+        from .pgstore import PostgresStore
+
+        return PostgresStore(config)
+    return Store(config.index_dir, config.index.keep_versions)
 
 
 def unwritable(error: Exception) -> str | None:

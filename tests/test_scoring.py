@@ -81,5 +81,5 @@ def test_an_index_opened_by_localrag_uses_it_and_saves_plain_bm25(workspace):
     assert saved["scoring"]["method"] == "bm25" and "vectorcache" not in saved and "method" not in saved
     searcher = Searcher(config)
     hits = searcher.search("giraffe animal", mode="keyword")
-    assert type(searcher.embeddings.scoring.terms) is scoring.Terms
+    assert type(searcher.snapshot.embeddings.scoring.terms) is scoring.Terms
     assert hits and hits[0].source == "notes.txt"

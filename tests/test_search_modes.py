@@ -51,7 +51,7 @@ def txtai_search(searcher, query, mode, where):
         + (f" and ({condition.text})" if condition else "")
         + " limit 10"
     )
-    rows = searcher.embeddings.search(sql, parameters={"query": query, **(condition.parameters if condition else {})})
+    rows = searcher.snapshot.embeddings.search(sql, parameters={"query": query, **(condition.parameters if condition else {})})
     return [(row["id"], round(row["score"], 6)) for row in rows if mode != "keyword" or row["score"] > 0]
 
 
@@ -82,12 +82,12 @@ class Counted:
 
 
 def test_each_mode_searches_only_the_indexes_it_needs(searcher):
-    dense = Counted(searcher.embeddings.ann, "search")
-    keyword = Counted(searcher.embeddings.scoring, "search")
+    dense = Counted(searcher.snapshot.embeddings.ann, "search")
+    keyword = Counted(searcher.snapshot.embeddings.scoring, "search")
     try:
         for mode, expected in {"dense": (1, 0), "keyword": (0, 1), "hybrid": (1, 1)}.items():
             before = dense.calls, keyword.calls
             assert searcher.search("How do I back up the index?", mode=mode, where="filetype = 'md'")
             assert (dense.calls - before[0], keyword.calls - before[1]) == expected, mode
     finally:
-        del searcher.embeddings.ann.search, searcher.embeddings.scoring.search
+        del searcher.snapshot.embeddings.ann.search, searcher.snapshot.embeddings.scoring.search
