@@ -11,6 +11,7 @@ atomically (rag.store); a run that finds nothing to change writes nothing.
 """
 
 import hashlib
+import itertools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,14 +168,15 @@ class Ingestor:
             files, skipped, scopes = scan(configured_sources(self.config), paths)
             report.skipped = [{"path": p, "reason": r} for p, r in skipped]
             candidates = self.classify(files, manifest, scopes, report)
-            rows, stale = self.prepare(candidates, manifest, report)
-            if strict and report.failed:
-                raise StrictFailure(report)
+            stale: list[str] = []
+            rows = self.changes(candidates, manifest, report, stale, strict)
+            first = next(rows, None)  # loads files up to the first change: no change, no write
             for document in report.removed:
-                stale.extend(manifest.remove(document))
-            if rows or stale or rebuild or not published:
-                report.chunks_removed = self.apply(manifest, stale, rows, rebuild)
-                report.chunks_added, report.chunks_embedded = len(rows), self.embedded
+                report.chunks_removed += len(ids := manifest.remove(document))
+                stale.extend(ids)
+            if first or stale or rebuild or not published:
+                self.apply(manifest, stale, itertools.chain([first], rows) if first else None, rebuild)
+                report.chunks_embedded = self.embedded
             report.documents, report.chunks = len(manifest.documents), manifest.chunks
             report.version = self.store.stamp()
         report.seconds = time.perf_counter() - started
@@ -200,12 +202,14 @@ class Ingestor:
                 report.removed.append(document)
         return candidates
 
-    def prepare(self, candidates: list[SourceFile], manifest: Manifest, report: Report) -> tuple[list, list[str]]:
-        """Reads each candidate once: unchanged content is left alone; new or changed files are
-        loaded and chunked. Returns the rows to upsert and the chunk ids they replace."""
+    def changes(self, candidates: list[SourceFile], manifest: Manifest, report: Report, stale: list[str], strict: bool = False):
+        """Rows of the new and changed candidates, loaded and chunked one file at a time as they are
+        consumed (memory holds one batch, not the run). Each file is read once: unchanged content
+        is left alone. Records go into manifest and report; the ids of chunks a changed document no
+        longer has into stale. With strict, a failed file stops the rows and raises StrictFailure
+        once every file was tried."""
         self.progress.files(len(candidates))
         chunker = None
-        rows, stale = [], []
         for entry in candidates:
             self.progress.file(entry.relpath)
             known = manifest.documents.get(entry.document)
@@ -217,6 +221,7 @@ class Ingestor:
                     report.unchanged.append(entry.document)
                     continue
                 loaded = load_file(entry.path, self.config.ingest.max_file_size, data=data)
+                del data
                 chunker = chunker or make_chunker(self.config)
                 chunks = chunker(loaded.title, loaded.sections)
                 if not chunks:
@@ -230,9 +235,13 @@ class Ingestor:
             except Exception as error:  # a loader bug must not lose the rest of the run
                 report.fail(entry, f"{type(error).__name__}: {error}")
                 continue
+            if strict and report.failed:
+                continue
 
             (report.updated if known else report.added).append(entry.document)
-            stale.extend(manifest.chunk_ids(entry.document))
+            if known:
+                report.chunks_removed += known.chunks
+                stale.extend(manifest.chunk_ids(entry.document)[len(chunks) :])
             record = DocumentRecord(
                 collection=entry.source.name,
                 source=entry.relpath,
@@ -245,8 +254,11 @@ class Ingestor:
                 ingested_at=now(),
             )
             manifest.documents[entry.document] = record
-            rows.extend(chunk_rows(entry.document, record, chunks))
-        return rows, stale
+            report.chunks_added += len(chunks)
+            self.progress.embedding(report.chunks_added)
+            yield from chunk_rows(entry.document, record, chunks)
+        if strict and report.failed:
+            raise StrictFailure(report)
 
     def remove(self, documents: list[str]) -> Report:
         """Deletes documents' chunks from the index without re-embedding anything."""
@@ -256,7 +268,8 @@ class Ingestor:
             report.removed = [d for d in documents if d in manifest.documents]
             if report.removed:
                 stale = [uid for d in report.removed for uid in manifest.remove(d)]
-                report.chunks_removed = self.apply(manifest, stale, [])
+                report.chunks_removed = len(stale)
+                self.apply(manifest, stale, None)
             report.documents, report.chunks = len(manifest.documents), manifest.chunks
             report.version = self.store.stamp()
         return report
@@ -280,24 +293,27 @@ class Ingestor:
                 (report.updated if document in manifest.documents else report.added).append(document)
                 stale.extend(manifest.chunk_ids(document))
                 manifest.documents[document] = record
-            report.chunks_removed = self.apply(manifest, stale, rows)
+            added = {uid for uid, _ in rows}
+            report.chunks_removed = len(stale)
+            self.progress.embedding(len(rows))
+            self.apply(manifest, [uid for uid in stale if uid not in added], rows or None)
             report.chunks_added, report.chunks_embedded = len(rows), self.embedded
             report.documents, report.chunks = len(manifest.documents), manifest.chunks
             report.version = self.store.stamp()
         return report
 
-    def apply(self, manifest: Manifest, stale: list[str], rows: list, rebuild: bool = False) -> int:
-        """Publishes one new version: the live one (or nothing, with rebuild) minus the stale
-        chunk ids plus the upserted rows, with manifest. Needs the lock. Returns chunks deleted."""
+    def apply(self, manifest: Manifest, stale: list[str], rows, rebuild: bool = False):
+        """Publishes one write: the live index (or nothing, with rebuild) plus the upserted rows
+        (an iterable, consumed once; None: none) minus the stale chunk ids, with manifest. Stale
+        ids are deleted after the rows are in, so rows may add to stale as they stream; they never
+        name a row's id. Needs the lock."""
         with self.store.begin(self.settings, rebuild) as write:
-            removed = write.delete(stale)
-            if rows:
-                self.progress.embedding(len(rows))
+            if rows is not None:
                 self.embedded += write.add(self.stream(rows))
+            write.delete(stale)
             manifest.version, manifest.updated_at = FORMAT, now()
             write.publish(manifest)
         self.collect(manifest.chunks * self.config.index.keep_versions)
-        return removed
 
     def collect(self, live: int, force: bool = False):
         """Deletes cached vectors no kept version holds (rag.vectorcache) when the cache holds more

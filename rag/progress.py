@@ -17,7 +17,8 @@ class Progress:
         """One file was loaded and chunked."""
 
     def embedding(self, total: int):
-        """Embedding `total` chunks starts."""
+        """`total` chunks are to be embedded: files are chunked as they are embedded, so this is
+        called again, with a larger total, as more files are chunked."""
 
     def chunks(self, count: int):
         """`count` more chunks were embedded."""

@@ -109,3 +109,17 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_ingested(workspace
     assert not Searcher(config).search("zebra stripes", mode="keyword")
     again = Ingestor(config).run()  # later runs are not poisoned by it
     assert not again.changed and again.documents == 3 and again.skipped == report.skipped
+
+
+def test_strict_keeps_the_live_index_when_a_late_file_fails(workspace):
+    """Files are embedded as they are read: a failure after good files were streamed in still
+    leaves the published index as it was."""
+    config = load_config(workspace / "config.yml")
+    Ingestor(config).run()
+    before = (workspace / "indexes" / "test" / "CURRENT").read_text()
+    (workspace / "docs" / "aaa-new.md").write_text("# Zebras\n\nZebras have black and white stripes.\n")
+    (workspace / "docs" / "zzz-broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage")
+    result = CliRunner().invoke(app, ["--config", str(workspace / "config.yml"), "ingest", "--strict"])
+    assert result.exit_code == 1 and "zzz-broken.pdf" in result.output
+    assert (workspace / "indexes" / "test" / "CURRENT").read_text() == before
+    assert all(hit.source != "aaa-new.md" for hit in Searcher(config).search("zebra stripes", mode="keyword"))

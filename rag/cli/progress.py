@@ -48,7 +48,10 @@ class IngestBar(Progress):
         self.bar.advance(self.loading)
 
     def embedding(self, total):
-        self.embedding_task = self.bar.add_task("chunks", total=total, rate="")
+        if self.embedding_task is None:
+            self.embedding_task = self.bar.add_task("chunks", total=total, rate="")
+        else:
+            self.bar.update(self.embedding_task, total=total)
 
     def chunks(self, count):
         self.bar.advance(self.embedding_task, count)
