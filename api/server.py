@@ -16,7 +16,7 @@ def serve(config: Config | str | Path | None = None, host: str | None = None, po
     """Serves the API on host:port (default api.host / api.port) with `workers` processes (api.workers).
 
     Several workers each load the config from its file ($RAG_CONFIG, so environment overrides apply
-    alike) and their own LocalRAG over the same index folder; jobs live in files, so any worker
+    alike) and their own LocalRAG over the same index folder; jobs live in files (on PostgreSQL, in a table), so any worker
     reports any job; metrics are summed across workers (prometheus multiprocess directory).
     """
     if not isinstance(config, Config):

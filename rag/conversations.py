@@ -1,7 +1,7 @@
-"""Stored conversations: the turns of each chat, kept per owner (the API key's name) in SQLite in
-the index folder, so `conversation_id` continues a chat across requests, processes and restarts.
+"""Stored conversations: the turns of each chat, kept per owner (the API key's name), so
+`conversation_id` continues a chat across requests, processes, restarts and (on PostgreSQL) replicas.
 
-    store = Conversations(config.index_dir / "conversations.sqlite3", retention_days=30)
+    store = Conversations.open(config)   # SQLite in the index folder, or the index's PostgreSQL schema
     uid = store.create(owner="reader", title="Which utility takes a base backup?")
     store.append(uid, "reader", [Turn("user", "..."), Turn("assistant", "...", citations=[...])])
     store.get(uid, "reader").turns       # ConversationNotFound for another owner's id
@@ -9,33 +9,45 @@ the index folder, so `conversation_id` continues a chat across requests, process
 
 One key cannot read, continue or delete another key's conversations: every call names its owner.
 Conversations untouched for `retention_days` are deleted (at most once a minute, on write).
+The same tables (SQLAlchemy Core) serve SQLite and PostgreSQL.
 """
 
 import json
-import sqlite3
-import threading
 import time
 import uuid
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import Column, Engine, Float, ForeignKey, Index, Integer, MetaData, Table, Text, delete, func, insert, select, update
+
+from . import pgtables
 from .clock import iso
 
 LOCAL = "local"  # the owner when no API key is used (CLI, open API)
 PURGE_EVERY = 60.0  # seconds between retention sweeps
+FILE = "conversations.sqlite3"  # in the index folder, for the local store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS conversations_owner ON conversations (owner, updated);
-CREATE TABLE IF NOT EXISTS turns (
-    conversation TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-    number INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, extra TEXT NOT NULL, created REAL NOT NULL,
-    PRIMARY KEY (conversation, number)
-);
-"""
+METADATA = MetaData()
+CONVERSATIONS = Table(
+    "conversations",
+    METADATA,
+    Column("id", Text, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Index("conversations_owner", "owner", "updated"),
+)
+TURNS = Table(
+    "turns",
+    METADATA,
+    Column("conversation", Text, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("role", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("extra", Text, nullable=False),  # JSON: query and citations
+    Column("created", Float, nullable=False),
+)
 
 
 class ConversationNotFound(KeyError):
@@ -67,74 +79,80 @@ class Conversation:
 
 
 class Conversations:
-    """The conversation store of one index."""
+    """The conversation store of one index: on an SQLite file (a path) or a database (an engine)."""
 
-    def __init__(self, path: Path, retention_days: float | None = 30, max_turns: int = 200):
-        self.path = Path(path)
+    def __init__(self, database: Engine | Path | str, retention_days: float | None = 30, max_turns: int = 200):
+        self.path = None if isinstance(database, Engine) else Path(database)
+        self.engine = database if isinstance(database, Engine) else pgtables.sqlite(self.path)
         self.retention = retention_days * 86400 if retention_days else None
         self.max_turns = max_turns
-        self.lock = threading.Lock()
         self.purged = 0.0
         self.ready = False
 
-    def connect(self) -> sqlite3.Connection:
+    @classmethod
+    def open(cls, config) -> "Conversations":
+        """The conversations of config's index: in its PostgreSQL schema with index.store postgres,
+        else in SQLite in the index folder."""
+        settings = config.conversations
+        database = pgtables.connect(config) if config.index.store == "postgres" else config.index_dir / FILE
+        return cls(database, settings.retention_days, settings.max_turns)
+
+    def connect(self, write: bool = False):
+        """A transaction (`with store.connect() as db:`); write=True takes the write lock at once."""
         if not self.ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        connection.execute("PRAGMA foreign_keys = ON")
-        if not self.ready:
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.executescript(SCHEMA)
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            pgtables.create(self.engine, METADATA)
             self.ready = True
-        return connection
+        return self.engine.execution_options(write=write).begin()
 
     def create(self, owner: str, title: str) -> str:
         uid = uuid.uuid4().hex
         now = time.time()
-        with self.lock, closing(self.connect()) as db:
-            db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)", (uid, owner, " ".join(title.split())[:120], now, now))
+        with self.connect(write=True) as db:
+            db.execute(insert(CONVERSATIONS).values(id=uid, owner=owner, title=" ".join(title.split())[:120], created=now, updated=now))
         self.purge()
         return uid
 
     def append(self, uid: str, owner: str, turns: list[Turn]):
         """Adds turns at the end; the oldest turns beyond max_turns are dropped."""
         now = time.time()
-        with self.lock, closing(self.connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            if not db.execute("SELECT 1 FROM conversations WHERE id = ? AND owner = ?", (uid, owner)).fetchone():
-                db.execute("ROLLBACK")
+        with self.connect(write=True) as db:
+            mine = (CONVERSATIONS.c.id == uid) & (CONVERSATIONS.c.owner == owner)
+            if db.execute(select(CONVERSATIONS.c.id).where(mine).with_for_update()).first() is None:
                 raise ConversationNotFound(uid)
-            (last,) = db.execute("SELECT COALESCE(MAX(number), -1) FROM turns WHERE conversation = ?", (uid,)).fetchone()
-            for number, turn in enumerate(turns, last + 1):
-                extra = json.dumps({"query": turn.query, "citations": turn.citations}, ensure_ascii=False, default=str)
-                db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)", (uid, number, turn.role, turn.content, extra, now))
-            db.execute("DELETE FROM turns WHERE conversation = ? AND number <= ?", (uid, last + len(turns) - self.max_turns))
-            db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, uid))
-            db.execute("COMMIT")
+            last = db.execute(select(func.coalesce(func.max(TURNS.c.number), -1)).where(TURNS.c.conversation == uid)).scalar_one()
+            rows = [
+                {"conversation": uid, "number": number, "role": turn.role, "content": turn.content, "extra": extra(turn), "created": now}
+                for number, turn in enumerate(turns, last + 1)
+            ]
+            if rows:
+                db.execute(insert(TURNS), rows)
+            db.execute(delete(TURNS).where(TURNS.c.conversation == uid, TURNS.c.number <= last + len(turns) - self.max_turns))
+            db.execute(update(CONVERSATIONS).where(CONVERSATIONS.c.id == uid).values(updated=now))
 
     def get(self, uid: str, owner: str) -> Conversation:
-        with closing(self.connect()) as db:
-            row = db.execute("SELECT id, title, created, updated FROM conversations WHERE id = ? AND owner = ?", (uid, owner)).fetchone()
+        with self.connect() as db:
+            row = db.execute(select(CONVERSATIONS).where(CONVERSATIONS.c.id == uid, CONVERSATIONS.c.owner == owner)).first()
             if row is None:
                 raise ConversationNotFound(uid)
-            turns = db.execute("SELECT role, content, extra, created FROM turns WHERE conversation = ? ORDER BY number", (uid,)).fetchall()
-        conversation = Conversation(row[0], row[1], iso(row[2]), iso(row[3]))
-        for role, content, extra, created in turns:
-            extra = json.loads(extra)
-            conversation.turns.append(Turn(role, content, extra.get("query"), extra.get("citations") or [], iso(created)))
+            turns = db.execute(select(TURNS).where(TURNS.c.conversation == uid).order_by(TURNS.c.number)).all()
+        conversation = Conversation(row.id, row.title, iso(row.created), iso(row.updated))
+        for turn in turns:
+            data = json.loads(turn.extra)
+            conversation.turns.append(Turn(turn.role, turn.content, data.get("query"), data.get("citations") or [], iso(turn.created)))
         return conversation
 
     def list(self, owner: str, limit: int = 50) -> list[Conversation]:
         """The owner's conversations, most recently updated first (without their turns)."""
-        with closing(self.connect()) as db:
-            rows = db.execute(
-                "SELECT id, title, created, updated FROM conversations WHERE owner = ? ORDER BY updated DESC LIMIT ?", (owner, limit)
-            ).fetchall()
-        return [Conversation(uid, title, iso(created), iso(updated)) for uid, title, created, updated in rows]
+        query = select(CONVERSATIONS).where(CONVERSATIONS.c.owner == owner).order_by(CONVERSATIONS.c.updated.desc()).limit(limit)
+        with self.connect() as db:
+            rows = db.execute(query).all()
+        return [Conversation(row.id, row.title, iso(row.created), iso(row.updated)) for row in rows]
 
     def delete(self, uid: str, owner: str):
-        with self.lock, closing(self.connect()) as db:
-            if not db.execute("DELETE FROM conversations WHERE id = ? AND owner = ?", (uid, owner)).rowcount:
+        with self.connect(write=True) as db:
+            if not db.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id == uid, CONVERSATIONS.c.owner == owner)).rowcount:
                 raise ConversationNotFound(uid)
 
     def purge(self):
@@ -143,5 +161,9 @@ class Conversations:
         if self.retention is None or now - self.purged < PURGE_EVERY:
             return
         self.purged = now
-        with self.lock, closing(self.connect()) as db:
-            db.execute("DELETE FROM conversations WHERE updated < ?", (now - self.retention,))
+        with self.connect(write=True) as db:
+            db.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.updated < now - self.retention))
+
+
+def extra(turn: Turn) -> str:
+    return json.dumps({"query": turn.query, "citations": turn.citations}, ensure_ascii=False, default=str)

@@ -46,7 +46,7 @@ class LocalRAG:
         self.config = config
         self.progress = progress
         self.searcher = Searcher(config)
-        self.jobs = Jobs(config.index_dir / "jobs", root=config.root)
+        self.jobs = Jobs.open(config)
         self.lock = threading.Lock()
         self._llm = None
         self._answerer = None
@@ -148,8 +148,7 @@ class LocalRAG:
     def conversations(self) -> Conversations:
         """The stored conversations of this index."""
         if self._conversations is None:
-            settings = self.config.conversations
-            self._conversations = Conversations(self.config.index_dir / "conversations.sqlite3", settings.retention_days, settings.max_turns)
+            self._conversations = Conversations.open(self.config)
         return self._conversations
 
     # ---- ingestion --------------------------------------------------------

@@ -1,14 +1,17 @@
 """Conversations: follow-up questions retrieve with their history, the prompt carries recent turns
-within the token budget, and stored conversations are kept per owner."""
+within the token budget, and stored conversations are kept per owner, in SQLite (local store) or
+PostgreSQL (index.store: postgres, seen by every replica)."""
 
 import time
 
 import pytest
+from sqlalchemy import update
 
-from rag.config import load_config
-from rag.conversations import ConversationNotFound, Conversations, Turn
+from rag.config import Config, load_config
+from rag.conversations import CONVERSATIONS, ConversationNotFound, Conversations, Turn
 from rag.service import LocalRAG
 from tests.helpers import make_workspace
+from tests.pgserver import query
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +23,20 @@ def rag(tmp_path_factory):
     service.ingest()
     yield service
     service.close()
+
+
+def postgres_config(url: str, name: str = "chat", **conversations) -> Config:
+    """The config of a replica whose index (and conversations) live in PostgreSQL at url."""
+    return Config.model_validate({"index": {"name": name, "store": "postgres", "postgres": {"url": url}}, "conversations": conversations})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request, tmp_path):
+    """open_store(retention_days, max_turns): a conversation store on each engine (a fresh database)."""
+    if request.param == "sqlite":
+        return lambda **settings: Conversations(tmp_path / "c.sqlite3", **settings)
+    url = request.getfixturevalue("postgres_database")
+    return lambda **settings: Conversations.open(postgres_config(url, **settings))
 
 
 def test_a_follow_up_finds_its_passage_only_with_the_history(rag):
@@ -49,7 +66,8 @@ def test_the_prompt_keeps_recent_turns_within_the_budget_oldest_dropped_first(ra
     assert kept == [m["content"] for m in history[-prompt.turns :]]  # the newest turns, in order
 
 
-def test_a_stored_conversation_continues_across_calls(rag):
+def test_a_stored_conversation_continues_across_calls(rag, open_store):
+    rag._conversations = open_store()
     first = rag.ask("What is the tallest living terrestrial animal?", remember=True, owner="alice", max_tokens=12)
     assert first.conversation_id and first.citations[0].source == "notes.txt"
     second = rag.ask("What does it eat?", conversation=first.conversation_id, owner="alice", max_tokens=12)
@@ -62,8 +80,8 @@ def test_a_stored_conversation_continues_across_calls(rag):
         rag.ask("And then?", conversation=first.conversation_id, owner="mallory")
 
 
-def test_store_is_scoped_by_owner_bounded_and_forgets_old_conversations(tmp_path):
-    store = Conversations(tmp_path / "c.sqlite3", retention_days=1, max_turns=4)
+def test_store_is_scoped_by_owner_bounded_and_forgets_old_conversations(open_store):
+    store = open_store(retention_days=1, max_turns=4)
     mine = store.create("alice", "  A   question \n")
     store.append(mine, "alice", [Turn("user", f"q{n}") for n in range(6)])
     assert [turn.content for turn in store.get(mine, "alice").turns] == ["q2", "q3", "q4", "q5"]
@@ -73,8 +91,8 @@ def test_store_is_scoped_by_owner_bounded_and_forgets_old_conversations(tmp_path
             call()
     assert [c.id for c in store.list("alice")] == [mine] and store.list("bob") == []
     # untouched for longer than the retention: deleted by the next write's sweep
-    with store.connect() as db:
-        db.execute("UPDATE conversations SET updated = ?", (time.time() - 2 * 86400,))
+    with store.connect(write=True) as db:
+        db.execute(update(CONVERSATIONS).values(updated=time.time() - 2 * 86400))
     store.purged = 0
     store.create("bob", "new")
     assert store.list("alice") == []
@@ -90,3 +108,20 @@ def test_the_ask_workflow_action_takes_history(rag):
     assert answered["id"] == 1 and answered["found"] and "tallest" in answered["query"]
     assert "notes.txt" in [c["source"] for c in answered["citations"] + answered["context"]]
     assert Ask(rag).each({"question": "What does it eat?"})["found"] is False  # alone: nothing relevant
+
+
+def test_replicas_on_postgres_share_conversations_in_the_index_schema(postgres_database):
+    first, second = (Conversations.open(postgres_config(postgres_database, name="Team-Docs.v2")) for _ in range(2))
+    uid = first.create("alice", "Where are backups kept?")
+    second.append(uid, "alice", [Turn("user", "Where are backups kept?"), Turn("assistant", "In /srv [1].", "backups", [{"id": "a#0001"}])])
+    stored = first.get(uid, "alice")
+    assert [(turn.role, turn.content) for turn in stored.turns] == [("user", "Where are backups kept?"), ("assistant", "In /srv [1].")]
+    assert stored.turns[1].query == "backups" and stored.turns[1].citations == [{"id": "a#0001"}]
+    assert [c.id for c in second.list("alice")] == [uid] and second.list("bob") == []
+    with pytest.raises(ConversationNotFound):
+        second.get(uid, "bob")
+    second.delete(uid, "alice")
+    with pytest.raises(ConversationNotFound):
+        first.get(uid, "alice")
+    tables = query(postgres_database, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'localrag_team_docs_v2' ORDER BY 1")
+    assert tables == [("conversations",), ("turns",)]

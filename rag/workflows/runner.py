@@ -37,7 +37,7 @@ class Workflows:
     def __init__(self, service):
         self.service = service
         self.section = service.config.workflow
-        self.records = Records(service.config.index_dir / "workflows")
+        self.records = Records.open(service.config)
         self.app = None
         self.lock = threading.Lock()
         self.running = {name: threading.Lock() for name in self.section.workflows}

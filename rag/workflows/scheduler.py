@@ -8,13 +8,17 @@
 txtai's Workflow.schedule loops forever without a way to stop it or to record runs; this loop
 uses the same croniter schedule (local time, missed runs skipped) and records each run like any
 other (trigger "schedule"). With several server workers only the one holding
-<index>/workflows/.scheduler.lock runs schedules, so a workflow does not run once per worker.
+<index>/workflows/.scheduler.lock runs schedules, so a workflow does not run once per worker; on
+PostgreSQL (index.store: postgres) the lock is an advisory lock of the index's schema, so replicas
+on other machines do not run them again.
 """
 
 import fcntl
 import logging
 import threading
 import time
+
+from sqlalchemy import text
 
 from .runner import Busy
 
@@ -88,6 +92,9 @@ class Scheduler:
             pass
 
     def acquire(self) -> bool:
+        engine = getattr(self.workflows.records, "engine", None)
+        if engine is not None:
+            return self.acquire_advisory(engine)
         folder = self.workflows.records.folder
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / LOCK, "a+", encoding="utf-8")
@@ -98,3 +105,36 @@ class Scheduler:
             return False
         self.handle = handle
         return True
+
+    def acquire_advisory(self, engine) -> bool:
+        """The scheduler lock of a PostgreSQL index: a session-level advisory lock held by a
+        connection kept until stop (or until this process dies and its session ends)."""
+        lock = AdvisoryLock(engine, "localrag-scheduler")
+        if not lock.acquire():
+            return False
+        self.handle = lock
+        return True
+
+
+class AdvisoryLock:
+    """A session-level PostgreSQL advisory lock named by key and the engine's schema, held by one
+    connection of the engine's pool until close (which unlocks it before the connection goes back)."""
+
+    def __init__(self, engine, key: str):
+        self.connection = engine.connect()
+        schema = self.connection.get_execution_options().get("schema_translate_map", {}).get(None)
+        self.key = f"{key}:{schema}"
+
+    def acquire(self) -> bool:
+        held = self.connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": self.key}).scalar()
+        self.connection.commit()
+        if not held:
+            self.connection.close()
+        return bool(held)
+
+    def close(self):
+        try:
+            self.connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": self.key})
+            self.connection.commit()
+        finally:
+            self.connection.close()
