@@ -1,5 +1,5 @@
 """HTML: readable text split into sections at h1..h6; page chrome (scripts, navigation,
-site header and footer) left out. Paragraphs are separated by blank lines, list items and
+site header and footer, search boxes, the pilcrow links of documentation generators) left out. Paragraphs are separated by blank lines, list items and
 table rows by line breaks."""
 
 import re
@@ -15,6 +15,10 @@ DROP = {"script", "style", "noscript", "template", "nav", "svg", "canvas", "ifra
 # <header>/<footer> are the site banner and footer unless inside sectioning content.
 CHROME = {"header", "footer"}
 SECTIONING = {"article", "aside", "main", "section"}
+# ARIA landmarks of page chrome (Sphinx, MkDocs and most site themes mark their sidebars and bars so)
+CHROME_ROLES = {"navigation", "search", "banner", "contentinfo"}
+# Classes of chrome without a role: permalink anchors ("¶") and Sphinx's footer
+CHROME_CLASSES = {"headerlink", "footer"}
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 BLOCKS = {
     "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dialog",
@@ -63,6 +67,13 @@ def hidden(tag: Tag) -> bool:
     return tag.has_attr("hidden") or tag.get("aria-hidden") == "true"
 
 
+def chrome(tag: Tag, sectioning: bool) -> bool:
+    """Page chrome: a navigation landmark, a permalink anchor, a site header or footer."""
+    if tag.get("role") in CHROME_ROLES or not CHROME_CLASSES.isdisjoint(tag.get("class") or ()):
+        return True
+    return tag.name in CHROME and not sectioning
+
+
 class Flow:
     """Walks the tree in document order and collects blocks of text per heading section."""
 
@@ -87,10 +98,10 @@ class Flow:
             elif isinstance(node, NavigableString):
                 if not isinstance(node, PreformattedString):
                     self.inline.append(SPACE.sub(" ", node))
-            elif node.name in DROP or hidden(node) or (node.name in CHROME and not self.sectioning):
+            elif node.name in DROP or hidden(node) or chrome(node, self.sectioning > 0):
                 continue
             elif node.name in HEADINGS:
-                self.heading(HEADINGS[node.name], " ".join(node.get_text(" ").split()))
+                self.heading(HEADINGS[node.name], heading_text(node))
             elif node.name == "pre":
                 self.block("\n".join(line.rstrip() for line in node.get_text().strip("\n").splitlines()))
             elif node.name == "table" and not node.find(["table", "p", "div", "ul", "ol", *HEADINGS]):
@@ -143,6 +154,18 @@ class Flow:
             self.parts.append(("\n\n".join(self.blocks), self.outline.path, None))
         self.blocks, self.tight = [], False
         return self.parts
+
+
+def heading_text(node: Tag) -> str:
+    """A heading's words, without its permalink anchors."""
+    words = []
+    for text in node.find_all(string=True):
+        parent = text.parent
+        while parent is not node and not chrome(parent, True):
+            parent = parent.parent
+        if parent is node:
+            words.append(text)
+    return " ".join(" ".join(words).split())
 
 
 def table(node: Tag) -> str:
