@@ -37,7 +37,8 @@ def eval_config(config: Config, dataset: Path) -> Config:
     folder = config.resolve(config.index.path) / f"{name}.corpus"
     return config.model_copy(
         update={
-            "index": config.index.model_copy(update={"name": name}),
+            # its own schema on Postgres too (localrag_<name>), never an explicitly configured one
+            "index": config.index.model_copy(update={"name": name, "postgres": config.index.postgres.model_copy(update={"schema_name": None})}),
             "ingest": config.ingest.model_copy(update={"sources": [SourceConfig(name=SOURCE, path=folder)], "uploads": folder / ".none"}),
         }
     )

@@ -111,6 +111,7 @@ class PGBM25(Scoring):
         self.normalizer = Normalize(normalize) if normalize else None
         self.engine, self.connection, self.database = None, None, None
         self.dirty = False
+        self.create = True  # False: the tables exist (a reader), nothing is created
 
     def insert(self, documents, index=None, checkpoint=None):
         self.initialize(recreate=index == 0)
@@ -198,7 +199,7 @@ class PGBM25(Scoring):
         """
         if not self.database:
             self.engine, self.connection, self.database = self.connect()
-            if not recreate:
+            if not recreate and self.create:
                 self.execute(SCHEMA)
                 self.database.commit()
         if recreate:

@@ -8,7 +8,8 @@ from a registry, keyed by the `postgres.connection` token of the settings:
     content: rag.pgshared.Content
     backend: rag.pgshared.Vectors
     scoring: {method: rag.pgshared.BM25, postgres: *pg, ...}      (rag.pgbm25 options)
-    postgres: &pg {url: postgresql+psycopg2://..., schema: localrag_default, connection: <unique per instance>}
+    postgres: &pg {url: postgresql+psycopg2://..., schema: localrag_default, connection: <unique per instance>,
+                   create: true}   # false for a reader: no CREATE of schema, extension or BM25 tables
 
 `commit(embeddings)` commits all of it at once; a reader calls it after each search too, so
 it holds no locks between searches (an open read transaction blocks a writer's DDL).
@@ -32,7 +33,8 @@ class Shared:
         self.connection = self.engine.connect()
         schema = settings.get("schema")
         if schema:
-            self.connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            if settings.get("create", True):  # readers create nothing (`create: false`)
+                self.connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             self.connection.execute(text("SELECT set_config('search_path', :path, false)"), {"path": f'"{schema}", public'})
         self.connection.commit()
         # control_fully: session.commit() commits the connection, whoever began its transaction
@@ -87,7 +89,8 @@ class Vectors(PGVector):
     def connect(self):
         shared = acquire(self.config["postgres"])
         self.engine, self.connection, self.database = shared.engine, shared.connection, shared.session
-        self.sqldialect(text("CREATE EXTENSION IF NOT EXISTS vector"))
+        if self.config["postgres"].get("create", True):
+            self.sqldialect(text("CREATE EXTENSION IF NOT EXISTS vector"))
 
     def schema(self):
         """The shared connection's search_path already names the schema."""
@@ -108,6 +111,7 @@ class BM25(PGBM25):
 
     def connect(self):
         shared = acquire(self.config["postgres"])
+        self.create = self.config["postgres"].get("create", True)
         return shared.engine, shared.connection, shared.session
 
     def close(self):

@@ -8,11 +8,12 @@
     rag workflow list | run           rag.cli.workflows
     rag mcp                           rag.cli.mcp
     rag watch                         rag.cli.watch
+    rag migrate                       rag.cli.migrate
 """
 
 import sys
 
-from . import answers, chat, evaluate, index, mcp, serve, watch, workflows  # noqa: F401  (each registers its commands)
+from . import answers, chat, evaluate, index, mcp, migrate, serve, watch, workflows  # noqa: F401  (each registers its commands)
 from .app import app
 
 
