@@ -26,6 +26,7 @@ def serve(config: Config | str | Path | None = None, host: str | None = None, po
     workers = workers or config.api.workers
     # the app's default trusted Host names follow the address it is bound to (api.allowed_hosts)
     config = config.model_copy(update={"api": config.api.model_copy(update={"host": host, "port": port})})
+    size_thread_pools(workers)
     if workers > 1:
         os.environ[ENV_CONFIG] = str(config.file.resolve())
         os.environ["RAG_API__HOST"] = host  # each worker loads the config again
@@ -35,3 +36,12 @@ def serve(config: Config | str | Path | None = None, host: str | None = None, po
         from .app import create_app
 
         uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+
+
+def size_thread_pools(workers: int):
+    """Gives each of `workers` processes an equal share of the cores for its torch and FAISS
+    (OpenMP) thread pools, unless OMP_NUM_THREADS says otherwise: a search then keeps its share
+    busy instead of every process contending for every core. Set before the workers import torch."""
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, threads)

@@ -42,6 +42,8 @@ def environment(args, port: int) -> dict:
         "RAG_INDEX_NAME": f"scale-{args.size}",
         "RAG_PORT": str(port),
         "RAG_LLM_PROVIDER": "embedded",
+        # replicas on one machine share its cores, as `rag serve --workers N` shares them
+        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.running)),
     }
     if args.database_url:
         env.update(RAG_INDEX_STORE="postgres", DATABASE_URL=args.database_url)
@@ -179,6 +181,7 @@ def main():
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", file=sys.stderr)
     results: dict[tuple[int, int], list[dict]] = {}
     for replicas in args.replicas:
+        args.running = replicas
         running = start_replicas(args, replicas)
         try:
             ports = [port for _, port in running]
