@@ -59,6 +59,25 @@ class PostgresConfig(Strict):
     timeout: float = Field(30.0, gt=0)  # seconds a statement may run (statement_timeout)
 
 
+class AnnConfig(Strict):
+    """Section `index.ann`: the size switch of the local store's dense index (rag.index.Faiss)."""
+
+    method: Literal["auto", "exact", "hnsw"] = "auto"  # auto: HNSW for a segment of at least hnsw_above chunks, exact below
+    hnsw_above: int = Field(100_000, ge=1)  # chunks
+    m: int = Field(32, ge=4, le=128)  # HNSW graph degree (IDMap2,HNSW<m>)
+    ef_construction: int = Field(128, ge=16, le=2000)  # HNSW build beam (40, FAISS's default, lost recall on clustered vectors)
+    ef_search: int = Field(512, ge=16, le=100_000)  # HNSW search beam; at least 2 x the candidates searched
+
+
+class SegmentsConfig(Strict):
+    """Section `index.segments`: how the local store writes (rag.segments): small indexes are rewritten,
+    larger ones get a small delta segment per write, merged into a new base past merge_ratio."""
+
+    rewrite_below: int = Field(2000, ge=0)  # chunks: below, a write rewrites the one segment (as today)
+    merge_ratio: float = Field(0.1, gt=0)  # merge into a new base when delta chunks + deletes exceed this share of the base
+    max_deltas: int = Field(8, ge=1)  # delta segments kept before the newest of similar size are merged together
+
+
 class IndexConfig(Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     store: Literal["local", "postgres"] = "local"  # local: versioned folders under path; postgres: index.postgres
@@ -66,6 +85,8 @@ class IndexConfig(Strict):
     path: Path = Path("indexes")
     keep_versions: int = Field(2, ge=1)
     vector_cache: VectorCacheConfig = VectorCacheConfig()
+    ann: AnnConfig = AnnConfig()
+    segments: SegmentsConfig = SegmentsConfig()
     embeddings: dict[str, Any] = Field(default_factory=default_embeddings)
 
     @model_validator(mode="after")

@@ -1,19 +1,23 @@
 """The txtai Embeddings index of one store version: open, change, save, query.
 
-An index is opened with two classes of ours that txtai resolves from the config by dotted path:
-the BM25 of rag.scoring (a faster candidate selection) always, and for writers the vectors of
-rag.vectorcache (embeds only texts it has not seen). Neither is written to the saved config.json,
-which stays what config.yml declares, so any index opens with or without them.
+An index is opened with classes of ours that txtai resolves from the config by dotted path: the
+BM25 of rag.scoring (a faster candidate selection) always; the FAISS below when the settings carry
+`annswitch` (the size switch of `index.ann`: HNSW for large indexes, exact for small ones); and for
+writers the vectors of rag.vectorcache (embeds only texts it has not seen). None is written to the
+saved config.json, which stays what config.yml declares, so any index opens with or without them.
 """
 
 import json
 import logging
+import mmap
 import shutil
 from pathlib import Path
 
+import numpy as np
 from txtai import Embeddings
-from txtai.embeddings.search import Hybrid, Search
+from txtai.ann.dense.faiss import Faiss as TxtaiFaiss
 from txtai.embeddings.index.configuration import Configuration
+from txtai.embeddings.search import Hybrid, Search
 
 from . import scoring, vectorcache
 
@@ -35,6 +39,9 @@ COLUMNS = [
     "prefix",
 ]
 
+FAISS = "rag.index.Faiss"
+BLOCK = 65_536  # vectors added to FAISS at a time when building
+
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 # Loaded models shared by every Embeddings instance of this process (txtai's models cache)
@@ -53,8 +60,11 @@ def cached_settings(settings: dict, folder: Path, model: str) -> dict:
 
 
 def runtime(settings: dict) -> dict:
-    """The settings txtai is given: our scoring and (with `vectorcache`) vectors classes."""
+    """The settings txtai is given: our scoring, FAISS (with `annswitch`) and (with `vectorcache`)
+    vectors classes."""
     settings = dict(settings)
+    if settings.get("annswitch") and settings.get("backend", "faiss") == "faiss":
+        settings["backend"] = FAISS
     if settings.get("vectorcache"):
         settings["method"] = vectorcache.METHOD
     bm25 = settings.get("scoring")
@@ -73,7 +83,9 @@ def open_embeddings(path: Path | None, settings: dict) -> Embeddings:
     if not (path and has_index(path)):
         return Embeddings(active, models=MODELS)
     saved = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    overrides = {key: active[key] for key in ("path", "method", "vectorcache") if key in active}
+    overrides = {key: active[key] for key in ("path", "method", "vectorcache", "annswitch") if key in active}
+    if active.get("backend") == FAISS and saved.get("backend", "faiss") == "faiss":
+        overrides["backend"] = FAISS
     overrides.update(runtime({"scoring": saved["scoring"]}) if saved.get("scoring") else {})
     return Embeddings(models=MODELS).load(str(path), config=overrides)
 
@@ -91,6 +103,8 @@ def save_embeddings(embeddings: Embeddings, path: Path):
 def portable(config: dict) -> dict:
     """The config as config.yml declared it: txtai's own scoring and vectors classes."""
     config = dict(config)
+    if config.pop("annswitch", None) is not None and config.get("backend") == FAISS:
+        config["backend"] = "faiss"
     cache = config.pop("vectorcache", None)
     if cache:
         config.pop("method", None)
@@ -99,6 +113,87 @@ def portable(config: dict) -> dict:
     if isinstance(config.get("scoring"), dict) and config["scoring"].get("method") == scoring.METHOD:
         config["scoring"] = {**config["scoring"], "method": "bm25"}
     return config
+
+
+class Faiss(TxtaiFaiss):
+    """txtai's FAISS with the size switch of `index.ann` (settings key `annswitch`): an index built
+    with at least `hnsw_above` vectors is HNSW (`IDMap2,HNSW<m>`, built with `ef_construction`),
+    searched with efSearch of at least max(ef_search, 2 x depth); smaller ones keep the configured
+    components (exact by default).
+    `method: exact` or `hnsw` forces one. The saved config names txtai's faiss, which loads both."""
+
+    def setting(self, name, default=None):
+        return (self.config.get("faiss") or {}).get(name, default)
+
+    def configure(self, count, train):
+        if hnsw(self.config.get("annswitch") or {}, count):
+            return f"IDMap2,HNSW{(self.config.get('annswitch') or {}).get('m', 32)}"
+        return super().configure(count, train)
+
+    def create(self, embeddings, params):
+        index = super().create(embeddings, params)
+        inner = hnsw_of(index)
+        if inner is not None:
+            inner.hnsw.efConstruction = (self.config.get("annswitch") or {}).get("ef_construction", 128)
+        return index
+
+    def index(self, embeddings):
+        if not isinstance(embeddings, np.memmap) or self.setting("sample"):
+            super().index(embeddings)
+        else:  # txtai's, adding in blocks and releasing each block's pages of the memmap buffer
+            params = self.configure(embeddings.shape[0], embeddings.shape[0])
+            self.backend = self.create(embeddings, params)
+            self.backend.train(embeddings)
+            for start in range(0, embeddings.shape[0], BLOCK):
+                block = np.ascontiguousarray(embeddings[start : start + BLOCK])
+                self.backend.add_with_ids(block, np.arange(start, start + len(block), dtype=np.int64))
+                release(embeddings, start, len(block))
+            self.config["offset"] = embeddings.shape[0]
+            self.metadata({"components": params})
+        self.tune(0)
+
+    def load(self, path):
+        super().load(path)
+        self.tune(0)
+
+    def tune(self, depth: int):
+        """Sets efSearch of an HNSW index for a search of `depth` results."""
+        inner = hnsw_of(self.backend)
+        if inner is not None:
+            floor = (self.config.get("annswitch") or {}).get("ef_search", 512)
+            inner.hnsw.efSearch = max(floor, 2 * depth)
+
+    def search(self, queries, limit):
+        self.tune(limit)
+        return super().search(queries, limit)
+
+
+def release(array: np.memmap, start: int, rows: int):
+    """Drops the resident pages of rows of a memmap (file-backed: they are read again if needed)."""
+    handle = getattr(array, "_mmap", None)
+    if handle is None or not hasattr(handle, "madvise"):
+        return
+    row = array.strides[0]
+    first = (array.offset + start * row) // mmap.PAGESIZE * mmap.PAGESIZE
+    last = array.offset + (start + rows) * row
+    try:
+        handle.madvise(mmap.MADV_DONTNEED, first, last - first)
+    except (OSError, ValueError):
+        pass
+
+
+def hnsw(switch: dict, count: int) -> bool:
+    """True when an index of count vectors is HNSW under the size switch."""
+    method = switch.get("method", "auto")
+    return method == "hnsw" or (method == "auto" and count >= switch.get("hnsw_above", 100_000))
+
+
+def hnsw_of(index):
+    """The HNSW index inside a FAISS index (under its id map), or None."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    return inner if hasattr(inner, "hnsw") else None
 
 
 class OwnIndexSearch(Search):

@@ -4,18 +4,25 @@
     manifest.chunks                               # chunks in the index
     manifest.chunk_ids("docs:guide/install.md")   # ["docs:guide/install.md#0000", ...]
     manifest.write(work_folder)
+    manifest.write_delta(work_folder, "manifest-base.json", base)   # the records that differ from base
 
 Chunk ids are deterministic (`<document>#<nnnn>`), so a document's chunks are known from its count.
+A version of the local store keeps a base manifest (written when its base segment is) and, per
+write, only the records that changed since (`base` + `documents` + `removed` in manifest.json), so a
+one-document write does not rewrite every record. Parsed bases are kept per process (they never change).
 """
 
 import json
 import os
+import threading
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 FILE = "manifest.json"
 FORMAT = 1
+BASES: dict = {}  # (inode, device, mtime, size) -> the JSON of a large manifest file, parsed once per process
+BASES_LOCK = threading.Lock()
 
 
 def chunk_id(document: str, number: int) -> str:
@@ -52,21 +59,38 @@ class Manifest(BaseModel):
     updated_at: str | None = None
 
     @classmethod
-    def read(cls, folder: Path | None) -> "Manifest":
-        """The manifest in folder; empty when folder is None."""
+    def read(cls, folder: Path | None, name: str = FILE) -> "Manifest":
+        """The manifest in folder (a base plus changes, or whole); empty when folder is None."""
         if folder is None:
             return cls()
-        return cls.model_validate_json((Path(folder) / FILE).read_bytes())
+        data = parsed(Path(folder) / name)
+        records = data["documents"]
+        if "base" in data:
+            records = dict(parsed(Path(folder) / data["base"])["documents"])
+            records.update(data["documents"])
+            for uid in data.get("removed", []):
+                records.pop(uid, None)
+        documents = {uid: DocumentRecord.model_construct(**record) for uid, record in records.items()}
+        return cls.model_construct(version=data.get("version", FORMAT), fingerprint=data.get("fingerprint", {}), documents=documents, updated_at=data.get("updated_at"))
 
-    def write(self, folder: Path):
-        """Writes and fsyncs manifest.json into folder (a version being prepared)."""
-        data = self.model_dump(mode="json")
-        for uid, record in self.documents.items():  # mtime_ns is excluded from API output, kept on disk
-            data["documents"][uid]["mtime_ns"] = record.mtime_ns
-        with open(Path(folder) / FILE, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
+    def dump(self, documents: dict | None = None) -> dict:
+        data = self.model_dump(mode="json", exclude={"documents"})
+        chosen = self.documents if documents is None else documents
+        data["documents"] = {uid: {**record.model_dump(mode="json"), "mtime_ns": record.mtime_ns} for uid, record in chosen.items()}
+        return data  # mtime_ns is excluded from API output, kept on disk
+
+    def write(self, folder: Path, name: str = FILE):
+        """Writes and fsyncs the whole manifest into folder (a version being prepared)."""
+        write_json(Path(folder) / name, self.dump())
+
+    def write_delta(self, folder: Path, base_name: str, base: "Manifest"):
+        """Writes manifest.json into folder as the records that differ from base (the file base_name
+        in the same folder), and those base has that this manifest dropped."""
+        changed = {uid: record for uid, record in self.documents.items() if not same(base.documents.get(uid), record)}
+        data = self.dump(changed)
+        data["base"] = base_name
+        data["removed"] = sorted(set(base.documents) - set(self.documents))
+        write_json(Path(folder) / FILE, data)
 
     @property
     def chunks(self) -> int:
@@ -88,3 +112,32 @@ class Manifest(BaseModel):
 
     def listing(self) -> list[Document]:
         return [self.get(uid) for uid in sorted(self.documents)]
+
+
+def same(one: DocumentRecord | None, other: DocumentRecord) -> bool:
+    return one is not None and one.__dict__ == other.__dict__
+
+
+def parsed(path: Path) -> dict:
+    """The JSON of a manifest file; large ones are parsed once per process (published files never change)."""
+    stat = path.stat()
+    if stat.st_size < 1_000_000:
+        return json.loads(path.read_bytes())
+    key = (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_size)
+    with BASES_LOCK:
+        if key in BASES:
+            return BASES[key]
+    data = json.loads(path.read_bytes())
+    with BASES_LOCK:
+        if len(BASES) > 4:
+            BASES.clear()
+        BASES[key] = data
+    return data
+
+
+def write_json(path: Path, data: dict):
+    """Writes and fsyncs a JSON file (compact: large manifests parse faster)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, separators=(",", ":"), sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -15,13 +15,23 @@ Every store (this local one; rag.pgstore on PostgreSQL, chosen by `index.store`)
 Layout of indexes/<name>/:
 
     CURRENT             name of the live version, replaced atomically (write aside, fsync, rename)
-    versions/v-<stamp>/ complete, immutable index versions (txtai files + manifest.json)
-    .work-<stamp>/      a version being written; never read, removed by the next writer
+    segments/s-<stamp>/ immutable txtai indexes (rag.segments), shared by the versions that name them
+    versions/v-<stamp>/ a version: segments.json (its segments, base first, with their tombstones),
+                        manifest.json (changes since manifest-base.json) and hard links to its base
+                        segment's files, so a one-segment version is a plain txtai index folder
+    .work-<stamp>/      a write in progress; never read, removed by the next writer
     .lock               held (flock) by the one writer
 
-Readers only ever open a complete version named by CURRENT, so a writer killed at any moment
-leaves the previous version live. Writers never modify a published version: they copy it aside,
-change the copy and publish it as a new version.
+A write of an index below `index.segments.rewrite_below` chunks rewrites its one segment (a copy
+changed by txtai). Above, it adds one small segment of the rows it adds, and tombstones for the ids
+it deletes or replaces in older segments; nothing is copied or rewritten. Deltas past
+`merge_ratio` of the base are merged into a new base from the vector cache (nothing embedded);
+the newest deltas of similar size are merged together past `max_deltas`.
+
+New segments are renamed into segments/ before the version naming them, and that version before
+CURRENT, so a writer killed at any moment leaves the previous version live (and maybe segments no
+version names, removed by the next writer). Readers only open what CURRENT names and reuse the
+segments they have open.
 """
 
 import errno
@@ -36,16 +46,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .clock import now
-from .index import OwnIndexSearch, folder_size, has_index, open_embeddings, save_embeddings
+from .index import folder_size, has_index, open_embeddings, save_embeddings
 from .manifest import FILE as MANIFEST
 from .manifest import Manifest
+from .segments import (
+    LAYOUT,
+    Collection,
+    Layout,
+    Part,
+    Segment,
+    Stats,
+    build,
+    ids_of,
+    live_rows,
+    locate,
+    plan_deltas,
+    texts,
+    tokenizer,
+)
 from .vectorcache import CachedVectors, version_keys
 
 POINTER = "CURRENT"
 VERSIONS = "versions"
+SEGMENTS = "segments"
 LOCK = ".lock"
 WORK_PREFIX = ".work-"
 TRASH_PREFIX = ".trash-"
+BASE_MANIFEST = "manifest-base.json"  # in a base segment, and hard-linked into its versions
 
 
 class IndexLocked(Exception):
@@ -65,11 +92,20 @@ UNWRITABLE_WORDS = ("disk is full", "readonly database", "unable to open databas
 
 
 class Store:
-    """Directory of index versions with an atomic CURRENT pointer."""
+    """Directory of index versions made of shared segments, with an atomic CURRENT pointer.
 
-    def __init__(self, path: Path, keep: int = 2):
+    `index` is the IndexConfig (its `ann` and `segments` sections); None: their defaults."""
+
+    def __init__(self, path: Path, keep: int = 2, index=None):
+        from .config import AnnConfig, SegmentsConfig
+
         self.path = Path(path)
         self.keep = keep
+        self.ann = (index.ann if index is not None else AnnConfig()).model_dump()
+        self.policy = index.segments if index is not None else SegmentsConfig()
+
+    def migrate(self):
+        """Nothing to create: the first write makes the folders (`rag migrate` is for PostgreSQL)."""
 
     # ---- reading -------------------------------------------------------
 
@@ -103,28 +139,61 @@ class Store:
         return Manifest.read(self.current())
 
     def size(self) -> int:
-        """Bytes on disk of the live version."""
+        """Bytes on disk of the live version (its segments and its own files)."""
         current = self.current()
-        return folder_size(current) if current else 0
+        if current is None:
+            return 0
+        if not (current / LAYOUT).exists():
+            return folder_size(current)  # earlier layout: one folder
+        own = sum(p.stat().st_size for p in current.iterdir() if p.is_file() and p.stat().st_nlink == 1)
+        return own + sum(folder_size(self.segment_path(current, part.name)) for part in self.layout(current).parts)
+
+    def layout(self, version: Path | None) -> Layout:
+        """The segments of a version; a version of the earlier layout (a plain txtai folder) is its own one segment."""
+        if version is None:
+            return Layout()
+        if (version / LAYOUT).exists() or not has_index(version):
+            return Layout.read(version)
+        return Layout([Part(version.name, count_rows(version))])
+
+    def segment_path(self, version: Path | None, name: str) -> Path:
+        path = self.path / SEGMENTS / name
+        if not path.exists() and version is not None and version.name == name:
+            return version  # earlier layout: the version folder is the segment
+        return path
 
     def snapshot(self, settings: dict, previous: "Snapshot | None" = None) -> "Snapshot | None":
         """The live version opened for search (None when nothing is published); `previous` is the
-        snapshot the caller serves, returned as it is when the version did not change."""
-        current = self.current()
-        if current is None:
-            return None
-        if previous is not None and previous.stamp == current.name:
-            return previous
-        embeddings = open_embeddings(current, settings) if has_index(current) else None
-        return Snapshot(current.name, Manifest.read(current), embeddings)
+        snapshot the caller serves: returned as it is when the version did not change, and its open
+        segments are reused (only new ones are opened)."""
+        for attempt in range(3):
+            current = self.current()
+            if current is None:
+                return None
+            if previous is not None and previous.stamp == current.name:
+                return previous
+            try:
+                return Snapshot.open(self, current, self.searching(settings), previous)
+            except FileNotFoundError:  # pruned while opening: a newer version is live
+                if attempt == 2:
+                    raise
+        return None
+
+    def searching(self, settings: dict) -> dict:
+        return {**settings, "annswitch": self.ann}
 
     def cache_keys(self, settings: dict):
         """Vector cache keys of the passages of every kept version."""
-        return (key for version in self.versions() for key in version_keys(version, settings))
+        seen = set()
+        for version in self.versions():
+            for part in self.layout(version).parts:
+                path = self.segment_path(version, part.name)
+                if path not in seen:
+                    seen.add(path)
+                    yield from version_keys(path, settings)
 
     def begin(self, settings: dict, rebuild: bool = False) -> "VersionWrite":
-        """A write of a new version: a private copy of the live one (or, with rebuild, nothing).
-        Needs the lock."""
+        """A write of a new version on the live one (or, with rebuild, on nothing). Needs the lock."""
         return VersionWrite(self, settings, rebuild)
 
     # ---- writing -------------------------------------------------------
@@ -187,106 +256,281 @@ class Store:
             fcntl.flock(handle, fcntl.LOCK_UN)
             return None
 
-    def workdir(self, copy_current: bool = True) -> Path:
-        """Creates a private working copy of the live version (or an empty folder). Needs the lock."""
+    def workdir(self) -> Path:
+        """Creates a private, empty work folder. Needs the lock."""
         work = self.path / f"{WORK_PREFIX}{newstamp()}"
-        current = self.current()
-        if copy_current and current:
-            shutil.copytree(current, work)
-        else:
-            work.mkdir(parents=True)
+        work.mkdir(parents=True)
         return work
 
-    def publish(self, work: Path, manifest) -> Path:
-        """Writes the manifest (rag.manifest.Manifest), fsyncs the work folder and makes it the
-        live version atomically."""
-        manifest.write(work)
-        fsync_tree(work)
+    def publish(self, work: Path, segments: list[Path], layout: Layout, manifest: Manifest, base_manifest: Manifest | None) -> Path:
+        """Makes a version of layout live: moves the new segment folders (in work) into segments/,
+        writes the version (layout, manifest as changes since the base's, links to the base
+        segment's files), fsyncs and points CURRENT at it atomically."""
+        folder = self.path / SEGMENTS
+        folder.mkdir(exist_ok=True)
+        for segment in segments:
+            fsync_tree(segment)
+            os.rename(segment, folder / segment.name)
+        if segments:
+            fsync_dir(folder)
+
+        version = work / "version"
+        version.mkdir()
+        base = self.path / SEGMENTS / layout.base.name if layout.base else None
+        if base is not None:
+            for entry in base.iterdir():
+                if entry.is_file():
+                    link(entry, version / entry.name)
+        layout.write(version)
+        if base is not None and base_manifest is not None:
+            manifest.write_delta(version, BASE_MANIFEST, base_manifest)
+        else:
+            manifest.write(version)
+        fsync_tree(version)
 
         versions = self.path / VERSIONS
         versions.mkdir(exist_ok=True)
-        version = versions / f"v-{newstamp()}"
-        os.rename(work, version)
+        published = versions / f"v-{newstamp()}"
+        os.rename(version, published)
         fsync_dir(versions)
 
         pointer = self.path / f"{POINTER}.tmp"
         with open(pointer, "w", encoding="utf-8") as handle:
-            handle.write(version.name)
+            handle.write(published.name)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(pointer, self.path / POINTER)
         fsync_dir(self.path)
 
         self.prune()
-        return version
+        return published
+
+    def adopt(self, version: Path):
+        """Makes a version of the earlier layout (a plain txtai folder) a segment of the same name
+        (hard links). Needs the lock."""
+        work = self.workdir() / version.name
+        work.mkdir()
+        for entry in version.iterdir():
+            if entry.is_file() and entry.name != MANIFEST:
+                link(entry, work / entry.name)
+        Manifest.read(version).write(work, BASE_MANIFEST)
+        (self.path / SEGMENTS).mkdir(exist_ok=True)
+        fsync_tree(work)
+        os.rename(work, self.path / SEGMENTS / version.name)
+        fsync_dir(self.path / SEGMENTS)
 
     def cleanup(self):
         """Removes what a killed writer left: work folders, versions being pruned, a pointer being
-        written. Needs the lock."""
-        for leftover in [*self.path.glob(f"{WORK_PREFIX}*"), *(self.path / VERSIONS).glob(f"{TRASH_PREFIX}*")]:
+        written, segments no version names. Needs the lock."""
+        for leftover in [*self.path.glob(f"{WORK_PREFIX}*"), *(self.path / VERSIONS).glob(f"{TRASH_PREFIX}*"), *(self.path / SEGMENTS).glob(f"{TRASH_PREFIX}*")]:
             shutil.rmtree(leftover, ignore_errors=True)
         (self.path / f"{POINTER}.tmp").unlink(missing_ok=True)
+        self.collect()
 
     def prune(self):
         """Keeps the newest `keep` versions; readers of an older one keep their open files. A version
-        is renamed aside before it is deleted, so a writer killed mid-delete leaves no half version."""
+        is renamed aside before it is deleted, so a writer killed mid-delete leaves no half version.
+        Then deletes the segments no kept version names."""
         current = self.current()
         for version in self.versions()[: -self.keep]:
             if version != current:
                 trash = version.with_name(f"{TRASH_PREFIX}{version.name}")
                 os.rename(version, trash)
                 shutil.rmtree(trash, ignore_errors=True)
+        self.collect()
+
+    def collect(self):
+        """Deletes the segment folders that no version names (renamed aside first, as versions)."""
+        folder = self.path / SEGMENTS
+        if not folder.is_dir():
+            return
+        versions = self.versions()
+        if not versions and (self.path / POINTER).exists():
+            return  # never delete segments when no version can be read
+        named = {part.name for version in versions for part in self.layout(version).parts}
+        for segment in folder.iterdir():
+            if segment.is_dir() and not segment.name.startswith(TRASH_PREFIX) and segment.name not in named:
+                trash = segment.with_name(f"{TRASH_PREFIX}{segment.name}")
+                os.rename(segment, trash)
+                shutil.rmtree(trash, ignore_errors=True)
 
 
 class Snapshot:
-    """One published version, open for search. Not thread-safe: txtai's content database has one
-    cursor, so callers take turns."""
+    """One published version, open for search: its segments searched as one index (rag.segments).
+    Not thread-safe: txtai's content database has one cursor, so callers take turns."""
 
-    def __init__(self, stamp: str, manifest: Manifest, embeddings):
-        self.stamp, self.manifest, self.embeddings = stamp, manifest, embeddings
+    def __init__(self, stamp: str, manifest: Manifest, segments: list[Segment], layout: Layout):
+        self.stamp, self.manifest, self.segments, self.layout = stamp, manifest, segments, layout
+        for segment in segments:
+            segment.users += 1
+        self.collection = Collection(segments, layout.parts)
+        self.closed = False
+
+    @classmethod
+    def open(cls, store: Store, version: Path, settings: dict, previous: "Snapshot | None" = None) -> "Snapshot":
+        layout = store.layout(version)
+        reusable = {segment.path: segment for segment in (previous.segments if previous is not None and not previous.closed else [])}
+        segments = []
+        try:
+            for part in layout.parts:
+                path = store.segment_path(version, part.name)
+                segments.append(reusable.get(path) or Segment(path, settings))
+            manifest = Manifest.read(version)
+        except BaseException:
+            for segment in segments:
+                if segment.users == 0 and segment.path not in reusable:
+                    segment.close()
+            raise
+        return cls(version.name, manifest, segments, layout)
+
+    @property
+    def embeddings(self):
+        """The base segment's txtai Embeddings (the whole index when the version has one segment)."""
+        return self.segments[0].embeddings if self.segments else None
 
     def search(self, sql: str, parameters: dict) -> list[dict]:
         """Rows of one txtai SQL query (dense and keyword modes run only their own index)."""
-        return OwnIndexSearch(self.embeddings)([sql], parameters=[parameters])[0] if self.embeddings else []
+        return self.collection.search(sql, parameters)
 
     def close(self):
-        if self.embeddings is not None:
-            self.embeddings.close()
+        if self.closed:
+            return
+        self.closed = True
+        for segment in self.segments:
+            segment.users -= 1
+            if segment.users <= 0:
+                segment.close()
 
 
 class VersionWrite:
-    """Changes to a private copy of the live version, published as a new version or dropped."""
+    """One write: changes to the live version, published as a new version or dropped.
+
+    A small index (one segment below `rewrite_below` chunks) is rewritten: its segment is copied
+    and changed by txtai. Otherwise `add` indexes the rows into one new segment and tombstones the
+    ids they replace; `delete` tombstones ids in older segments; `publish` merges when due."""
 
     def __init__(self, store: Store, settings: dict, rebuild: bool):
         self.store = store
-        self.work = store.workdir(copy_current=not rebuild)
-        self.embeddings = open_embeddings(self.work, settings)
+        self.settings = store.searching(settings)
+        self.work = store.workdir()
+        self.live = None if rebuild else store.current()
+        self.layout = store.layout(self.live)
+        self.base_manifest = None
+        self.added: list[Part] = []
+        self.pending: dict[str, set[int]] = {part.name: set() for part in self.layout.parts}
+        self.embeddings = None
+        parts = self.layout.parts
+        self.rewrite = len(parts) == 1 and not parts[0].tombstones and parts[0].rows < store.policy.rewrite_below
+        if not self.rewrite and self.live is not None and not (self.live / LAYOUT).exists() and parts:
+            store.adopt(self.live)  # an index of the earlier layout: its folder becomes a segment
+        if self.rewrite:
+            self.folder = self.work / f"s-{newstamp()}"
+            shutil.copytree(self.path(parts[0]), self.folder, ignore=shutil.ignore_patterns(BASE_MANIFEST, LAYOUT, MANIFEST))
+            self.embeddings = open_embeddings(self.folder, self.settings)
+
+    def path(self, part: Part) -> Path:
+        if (self.work / part.name).is_dir():
+            return self.work / part.name
+        return self.store.segment_path(self.live, part.name)
 
     def delete(self, ids: list[str]) -> int:
         """Deletes chunks by id; returns how many were there."""
-        return len(self.embeddings.delete(ids)) if ids else 0
+        if not ids:
+            return 0
+        if self.rewrite:
+            return len(self.embeddings.delete(ids))
+        found = set()
+        for part in self.layout.parts:
+            located = locate(self.path(part), list(ids), set(part.tombstones) | self.pending[part.name])
+            for uid, indexids in located.items():
+                found.add(uid)
+                self.pending[part.name].update(indexids)
+        return len(found)
 
     def add(self, rows) -> int:
         """Upserts (id, data) rows; returns how many texts the model encoded (the rest came from the
         vector cache)."""
-        model = self.embeddings.model
-        before = model.encoded if isinstance(model, CachedVectors) else 0
-        counted = [0]
+        if self.rewrite:
+            model = self.embeddings.model
+            before = model.encoded if isinstance(model, CachedVectors) else 0
+            counted = [0]
 
-        def count(rows):
-            for row in rows:
-                counted[0] += 1
-                yield row
+            def count(rows):
+                for row in rows:
+                    counted[0] += 1
+                    yield row
 
-        self.embeddings.upsert(count(rows))
-        model = self.embeddings.model
-        return model.encoded - before if isinstance(model, CachedVectors) else counted[0]
+            self.embeddings.upsert(count(rows))
+            model = self.embeddings.model
+            return model.encoded - before if isinstance(model, CachedVectors) else counted[0]
+
+        name = f"s-{newstamp()}"
+        count, encoded = build(self.work / name, self.settings, rows)
+        if count:
+            for batch in ids_of(self.work / name):  # replaced: the ids now in the new segment
+                for part in self.layout.parts:
+                    located = locate(self.path(part), batch, set(part.tombstones) | self.pending[part.name])
+                    self.pending[part.name].update(i for indexids in located.values() for i in indexids)
+            part = Part(name, count)
+            self.layout.parts.append(part)
+            self.pending[name] = set()
+            self.added.append(part)
+        return encoded
 
     def publish(self, manifest: Manifest) -> str:
-        """Saves and publishes the new version with manifest; returns its stamp."""
-        save_embeddings(self.embeddings, self.work)
-        self.close()
-        return self.store.publish(self.work, manifest).name
+        """Publishes the new version with manifest; returns its stamp."""
+        if self.rewrite:
+            save_embeddings(self.embeddings, self.folder)
+            self.close()
+            count = count_rows(self.folder) if has_index(self.folder) else 0
+            self.layout = Layout([Part(self.folder.name, count)] if count else [])
+            new = [self.folder] if count else []
+        else:
+            self.tombstone()
+            new = self.compact()
+        base = self.layout.base
+        if base is not None and (self.work / base.name).is_dir():  # a new base: its manifest is whole
+            manifest.write(self.work / base.name, BASE_MANIFEST)
+        base_manifest = None
+        if base is not None:
+            base_manifest = Manifest.read(self.path(base), BASE_MANIFEST) if (self.path(base) / BASE_MANIFEST).exists() else None
+        published = self.store.publish(self.work, new, self.layout, manifest, base_manifest)
+        shutil.rmtree(self.work, ignore_errors=True)
+        return published.name
+
+    def tombstone(self):
+        """Adds the pending tombstones to the layout, with the BM25 statistics of the rows they hide."""
+        tokenize = None
+        for part in self.layout.parts:
+            fresh = sorted(self.pending.get(part.name, set()) - set(part.tombstones))
+            if not fresh:
+                continue
+            tokenize = tokenize or tokenizer(self.settings)
+            part.removed = Stats.from_json(part.removed.to_json()).add(Stats.of_texts(tokenize, texts(self.path(part), fresh)))
+            part.tombstones = sorted(set(part.tombstones) | set(fresh))
+
+    def compact(self) -> list[Path]:
+        """Merges segments when due (see the class docstring); returns the folders of new segments."""
+        parts, policy = [p for p in self.layout.parts if p.live > 0 or p is self.layout.base], self.store.policy
+        parts = [p for p in parts if p.live > 0]
+        self.layout = Layout(parts)
+        if parts:
+            base = parts[0]
+            small = self.layout.live < policy.rewrite_below and (len(parts) > 1 or base.tombstones)
+            if small or self.layout.delta() > policy.merge_ratio * base.rows:
+                self.layout = Layout(self.merge(parts))
+            else:
+                start = plan_deltas([p.rows for p in parts[1:]], policy.max_deltas)
+                if start is not None:
+                    self.layout = Layout(parts[: start + 1] + self.merge(parts[start + 1 :]))
+        return [self.work / p.name for p in self.layout.parts if (self.work / p.name).is_dir()]
+
+    def merge(self, parts: list[Part]) -> list[Part]:
+        """One new segment of the live rows of parts (vectors from the vector cache)."""
+        name = f"s-{newstamp()}"
+        rows = (row for part in parts for row in live_rows(self.path(part), part.tombstones))
+        count, _ = build(self.work / name, self.settings, rows)
+        return [Part(name, count)] if count else []
 
     def close(self):
         if self.embeddings is not None:
@@ -306,7 +550,29 @@ def open_store(config):
         from .pgstore import PostgresStore
 
         return PostgresStore(config)
-    return Store(config.index_dir, config.index.keep_versions)
+    return Store(config.index_dir, config.index.keep_versions, config.index)
+
+
+def count_rows(folder: Path) -> int:
+    """Rows of a txtai index folder's content database."""
+    database = Path(folder) / "documents"
+    if not database.exists():
+        return 0
+    connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+    try:
+        return connection.execute("SELECT count(*) FROM sections").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def link(source: Path, target: Path):
+    """Hard-links source at target (a copy where the filesystem has no hard links)."""
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copy2(source, target)
 
 
 def unwritable(error: Exception) -> str | None:

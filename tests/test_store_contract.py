@@ -69,3 +69,15 @@ def test_upsert_remove_and_the_manifest_status_and_stamp(rag):
     assert manifest.fingerprint["model"] and store.writer() is None
     with store.lock():
         assert store.manifest() == manifest
+
+
+def test_rag_migrate_is_ready_and_idempotent_on_both_stores(rag):
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    for _ in range(2):  # compose runs it on every start
+        result = CliRunner().invoke(app, ["--config", str(rag.config.file), "migrate"])
+        assert result.exit_code == 0, result.output
+        assert "schema ready" in result.output
+    assert rag.ingest().added and rag.search("giraffe tallest animal", limit=1)
