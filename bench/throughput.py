@@ -64,7 +64,7 @@ def ensure_index(args):
         return
     print(f"building the {args.size:,}-chunk index ...", file=sys.stderr)
     rows = corpus(args.size, args.dataset)
-    feed(config, rows, simulate(args.size, base_vectors(args.root, args.dataset, 2000)))
+    feed(config, rows, simulate(0, len(rows), base_vectors(args.root, args.dataset, 2000)))
     started = time.perf_counter()
     Ingestor(config).upsert(rows)
     print(f"built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
