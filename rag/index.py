@@ -200,7 +200,15 @@ class OwnIndexSearch(Search):
     """txtai's search, except that weights of 1 (dense) or 0 (keyword) on a hybrid index run only
     the index whose score counts: txtai runs both and drops one in the fusion. The same fusion
     then ranks the one side, so results are txtai's. One query's BM25 search runs in the calling
-    thread (txtai starts a thread pool per call)."""
+    thread (txtai starts a thread pool per call).
+
+    With a `lock`, only the content database (one SQLite cursor) takes turns on it: query encoding,
+    FAISS and BM25, which are safe to share, run in parallel across threads."""
+
+    def __init__(self, embeddings, lock=None):
+        super().__init__(embeddings)
+        if lock is not None and self.database is not None:
+            self.database = LockedDatabase(self.database, lock)
 
     def search(self, queries, limit, weights, index):
         if index or not (self.ann and self.scoring) or weights not in (0.0, 1.0):
@@ -217,6 +225,20 @@ class OwnIndexSearch(Search):
         if len(queries) != 1:
             return super().sparse(queries, limit)
         return self.resolve([[(uid, score) for uid, score in self.scoring.search(queries[0], limit) if score > 0]])
+
+
+class LockedDatabase:
+    """A txtai content database whose searches take turns on a lock (its other methods as they are)."""
+
+    def __init__(self, database, lock):
+        self.database, self.lock = database, lock
+
+    def search(self, *args, **kwargs):
+        with self.lock:
+            return self.database.search(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.database, name)
 
 
 def folder_size(path: Path) -> int:

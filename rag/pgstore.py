@@ -23,6 +23,7 @@ search; it ends its read transaction after every search, and follows a generatio
 import json
 import logging
 import os
+import queue
 import socket
 import tempfile
 import threading
@@ -391,6 +392,15 @@ class PostgresStore:
         return generation
 
 
+def close_index(embeddings: Embeddings | None, connection: dict | None):
+    """Closes a txtai index instance of open_index and releases its connection (what it did not
+    commit is rolled back)."""
+    if embeddings is not None:
+        embeddings.close()
+    if connection:
+        pgshared.release(connection)
+
+
 def stamp_of(state: dict | None) -> str | None:
     if not state or state["generation"] is None:
         return None
@@ -398,13 +408,22 @@ def stamp_of(state: dict | None) -> str | None:
 
 
 class PostgresSnapshot:
-    """The live generation open for search. Not thread-safe (one connection): callers take turns."""
+    """The live generation open for search. Thread-safe: searches run in parallel, each on a reader
+    (a connection with its txtai index) of its own; readers are opened as searches need them, up to
+    as many as searches run at once (rag.search.search_slots), and kept for the next searches."""
 
     def __init__(self, store: PostgresStore, settings: dict, generation: int, stamp: str, stored: dict | None):
-        self.store, self.settings, self.generation, self.stamp = store, settings, generation, stamp
-        self.embeddings, self.connection = store.open_index(settings, generation, stored, reader=True)
-        self.end(commit=False)  # a reader keeps nothing of its opening
+        self.store, self.settings, self.generation, self.stamp, self.stored = store, settings, generation, stamp, stored
+        self.readers = [PostgresReader(store, settings, generation, stored)]
+        self.idle: queue.LifoQueue = queue.LifoQueue()
+        self.idle.put(self.readers[0])
+        self.lock = threading.Lock()
         self.loaded: tuple[str, Manifest] | None = None
+
+    @property
+    def embeddings(self) -> Embeddings | None:
+        """The first reader's txtai index."""
+        return self.readers[0].embeddings
 
     @property
     def manifest(self) -> Manifest:
@@ -416,6 +435,43 @@ class PostgresSnapshot:
     def moved(self, stamp: str):
         """A write committed on the same generation: the tables show it already."""
         self.stamp = stamp
+
+    def search(self, sql: str, parameters: dict) -> list[dict]:
+        """Rows of one txtai SQL query on an idle reader (see PostgresReader.search)."""
+        reader = self.take()
+        try:
+            return reader.search(sql, parameters)
+        finally:
+            self.idle.put(reader)
+
+    def take(self) -> "PostgresReader":
+        """An idle reader, a new one while fewer are open than searches may run, else the next freed."""
+        from .search import search_slots
+
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self.lock:
+            grow = len(self.readers) < search_slots()
+            if grow:
+                reader = PostgresReader(self.store, self.settings, self.generation, self.stored)
+                self.readers.append(reader)
+                return reader
+        return self.idle.get()
+
+    def close(self):
+        for reader in self.readers:
+            reader.close()
+
+
+class PostgresReader:
+    """One connection and its txtai index on a generation; one search at a time."""
+
+    def __init__(self, store: PostgresStore, settings: dict, generation: int, stored: dict | None):
+        self.store, self.settings, self.generation = store, settings, generation
+        self.embeddings, self.connection = store.open_index(settings, generation, stored, reader=True)
+        self.end(commit=False)  # a reader keeps nothing of its opening
 
     def search(self, sql: str, parameters: dict) -> list[dict]:
         """Rows of one txtai SQL query, in a read transaction ended before returning. If a rebuild
@@ -440,7 +496,7 @@ class PostgresSnapshot:
         if not state or state["generation"] in (None, self.generation):
             return False
         self.close()
-        self.generation, self.stamp = state["generation"], stamp_of(state)
+        self.generation = state["generation"]
         self.embeddings, self.connection = self.store.open_index(self.settings, self.generation, state["config"], reader=True)
         self.end(commit=False)
         return True
@@ -452,12 +508,8 @@ class PostgresSnapshot:
             shared.session.commit() if commit else shared.session.rollback()
 
     def close(self):
-        if self.embeddings is not None:
-            self.embeddings.close()
-            self.embeddings = None
-        if self.connection:
-            pgshared.release(self.connection)
-            self.connection = None
+        close_index(self.embeddings, self.connection)
+        self.embeddings, self.connection = None, None
 
 
 class PostgresWrite:
@@ -565,12 +617,8 @@ class PostgresWrite:
 
     def close(self):
         """Closes the index instance; an uncommitted write is rolled back."""
-        if self.embeddings is not None:
-            self.embeddings.close()
-            self.embeddings = None
-        if self.connection:
-            pgshared.release(self.connection)
-            self.connection = None
+        close_index(self.embeddings, self.connection)
+        self.embeddings, self.connection = None, None
 
     def __enter__(self):
         return self

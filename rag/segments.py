@@ -15,18 +15,21 @@ txtai's normalization), so scores are those of one index holding the live rows:
   columns) on its own candidates and the rows are merged by score.
 
 One segment without tombstones is searched by txtai itself (rag.index.OwnIndexSearch).
+Searches from many threads run in parallel; only each segment's content database (one SQLite
+cursor) takes turns, on the segment's lock.
 """
 
 import json
 import re
 import sqlite3
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from txtai import Embeddings
-from txtai.embeddings.search import Hybrid, Search
+from txtai.embeddings.search import Hybrid
 from txtai.scoring.normalize import Normalize
 from txtai.scoring.terms import Terms as TxtaiTerms
 
@@ -188,6 +191,7 @@ class Segment:
         self.path, self.name = Path(path), Path(path).name
         self.embeddings = open_embeddings(self.path, settings)
         self.users = 0
+        self.lock = threading.Lock()  # the content database's one cursor; ranking needs none
         scoring = self.embeddings.scoring if self.embeddings.issparse() else None
         self.scoring = scoring
         self.stats = Stats.of_scoring(scoring) if scoring is not None else Stats()
@@ -330,7 +334,6 @@ class Collection:
         self.first = first
         self.selectors = [self.selector(s, d) for s, d in zip(segments, self.dead)]
         self.weightcache: dict = {}
-        self.pending = None
 
     @staticmethod
     def selector(segment: Segment, dead: np.ndarray):
@@ -354,17 +357,14 @@ class Collection:
         if not self.segments:
             return []
         if self.single:
-            return OwnIndexSearch(self.first)([sql], parameters=[parameters])[0]
-        self.pending = None
+            return OwnIndexSearch(self.first, self.segments[0].lock)([sql], parameters=[parameters])[0]
+        ranked: dict = {}  # this query's global ranking, shared by its segment searches
         rows = []
-        try:
-            for position, segment in enumerate(self.segments):
-                found = SegmentSearch(segment.embeddings, self, position)([sql], parameters=[parameters])[0]
-                if "similar(" not in sql.lower():
-                    found = [row for row in found if row.get("id") is None or not self.hidden(position, row["id"])]
-                rows.extend(found)
-        finally:
-            self.pending = None
+        for position, segment in enumerate(self.segments):
+            found = SegmentSearch(segment, self, position, ranked)([sql], parameters=[parameters])[0]
+            if "similar(" not in sql.lower():
+                found = [row for row in found if row.get("id") is None or not self.hidden(position, row["id"])]
+            rows.extend(found)
         if rows and "similar(" in sql.lower() and all("score" in row for row in rows):
             rows.sort(key=lambda row: -row["score"])
         limit = LIMIT.search(sql.strip())
@@ -379,12 +379,13 @@ class Collection:
 
     # ---- candidates (txtai's Search.search across segments) -------------------------------
 
-    def candidates(self, queries, limit, weights, position):
-        """This segment's share of the global candidates of queries: (index id, score) lists."""
-        key = (tuple(queries), limit, weights)
-        if self.pending is None or self.pending[0] != key:
-            self.pending = (key, [self.rank(query, limit, weights) for query in queries])
-        return [[(indexid, score) for (where, indexid), score in ranked if where == position] for ranked in self.pending[1]]
+    def candidates(self, queries, limit, weights, position, ranked: dict):
+        """This segment's share of the global candidates of queries: (index id, score) lists. The
+        global ranking is computed once per query and kept in `ranked` for the other segments."""
+        key = (tuple(queries), limit, str(weights))
+        if key not in ranked:
+            ranked[key] = [self.rank(query, limit, weights) for query in queries]
+        return [[(indexid, score) for (where, indexid), score in found if where == position] for found in ranked[key]]
 
     def rank(self, query: str, limit: int, weights) -> list:
         """Global ((segment, index id), score) of one query, as txtai's (and OwnIndexSearch's) search."""
@@ -426,8 +427,9 @@ class Collection:
     def weights(self, position: int, term: str):
         """(positions, BM25 weights) of a term in one segment with the global statistics."""
         key = (position, term)
-        if key in self.weightcache:
-            return self.weightcache[key]
+        cached = self.weightcache.get(key)
+        if cached is not None:
+            return cached
         segment = self.segments[position]
         uids, freqs = segment.postings(term)
         result = (None, None)
@@ -519,15 +521,15 @@ class Collection:
         return [np.sort(places[chosen[owners[chosen] == position]]) for position in range(len(scores))]
 
 
-class SegmentSearch(Search):
+class SegmentSearch(OwnIndexSearch):
     """txtai's search of one segment's content database, on its share of the global candidates."""
 
-    def __init__(self, embeddings, collection: Collection, position: int):
-        super().__init__(embeddings)
-        self.collection, self.position = collection, position
+    def __init__(self, segment: Segment, collection: Collection, position: int, ranked: dict):
+        super().__init__(segment.embeddings, segment.lock)
+        self.collection, self.position, self.ranked = collection, position, ranked
 
     def search(self, queries, limit, weights, index):
-        return self.collection.candidates(queries, limit, weights, self.position)
+        return self.collection.candidates(queries, limit, weights, self.position, self.ranked)
 
 
 def plan_deltas(rows: list[int], most: int) -> int | None:

@@ -73,6 +73,7 @@ LOCK = ".lock"
 WORK_PREFIX = ".work-"
 TRASH_PREFIX = ".trash-"
 BASE_MANIFEST = "manifest-base.json"  # in a base segment, and hard-linked into its versions
+SHARING = threading.Lock()  # guards Segment.users (snapshots of one process share segments)
 
 
 class IndexLocked(Exception):
@@ -84,6 +85,8 @@ class IndexUnwritable(Exception):
 
 
 HELD: set[Path] = set()  # index folders whose write lock this process holds
+PROBING = threading.Lock()  # a thread taking the write lock and writer() in another thread take turns
+LOCK_TRIES = 20  # tries 5 ms apart before a writer is refused (a probe of another process holds the lock briefly)
 
 # Errors of a folder that cannot take the write: errno numbers, and the words that SQLite and FAISS
 # (which raise their own exception types) use for them
@@ -217,9 +220,16 @@ class Store:
         self.path.mkdir(parents=True, exist_ok=True)
         handle = open(self.path / LOCK, "a+", encoding="utf-8")
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            for attempt in range(LOCK_TRIES):  # writer() probes hold the lock shared for microseconds
+                with PROBING:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        HELD.add(self.path.resolve())
+                        break
+                    except BlockingIOError:
+                        pass
+                time.sleep(0.005)
+            else:
                 handle.seek(0)
                 holder = handle.read().strip() or "unknown"
                 raise IndexLocked(
@@ -230,7 +240,6 @@ class Store:
             handle.truncate()
             handle.write(f"pid {os.getpid()} since {now()}")
             handle.flush()
-            HELD.add(self.path.resolve())
             try:
                 self.cleanup()
                 yield
@@ -242,13 +251,13 @@ class Store:
     def writer(self) -> str | None:
         """Who holds the write lock when another process does ("pid N since ..."); None when it is
         free or held by this process. Tells a request to wait before it does work that needs the lock."""
-        if self.path.resolve() in HELD:
-            return None
         try:
             handle = open(self.path / LOCK, encoding="utf-8")
         except FileNotFoundError:
             return None
-        with handle:
+        with handle, PROBING:  # not while a thread of this process is taking the lock
+            if self.path.resolve() in HELD:
+                return None
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -357,12 +366,14 @@ class Store:
 
 class Snapshot:
     """One published version, open for search: its segments searched as one index (rag.segments).
-    Not thread-safe: txtai's content database has one cursor, so callers take turns."""
+    Thread-safe: searches run in parallel (each segment's content database takes turns). Closing
+    waits for no one: the caller closes a snapshot no search is using (rag.search.Searcher)."""
 
     def __init__(self, stamp: str, manifest: Manifest, segments: list[Segment], layout: Layout):
         self.stamp, self.manifest, self.segments, self.layout = stamp, manifest, segments, layout
-        for segment in segments:
-            segment.users += 1
+        with SHARING:
+            for segment in segments:
+                segment.users += 1
         self.collection = Collection(segments, layout.parts)
         self.closed = False
 
@@ -396,10 +407,14 @@ class Snapshot:
         if self.closed:
             return
         self.closed = True
-        for segment in self.segments:
-            segment.users -= 1
-            if segment.users <= 0:
-                segment.close()
+        with SHARING:
+            unused = []
+            for segment in self.segments:
+                segment.users -= 1
+                if segment.users <= 0:
+                    unused.append(segment)
+        for segment in unused:
+            segment.close()
 
 
 class VersionWrite:

@@ -199,6 +199,41 @@ def test_a_reader_following_a_write_keeps_the_segments_it_has_open(corpus, tmp_p
     assert searcher.search("anything at all about papers", limit=3)
 
 
+def test_searches_in_parallel_threads_match_one_thread_while_a_write_is_published(corpus, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = tmp_path / "threads.yml"
+    config.write_text(corpus["segmented"].read_text().replace("path: indexes", f"path: {tmp_path / 'indexes'}").replace("name: segmented", "name: threads"))
+    shutil.copytree(load_config(corpus["segmented"]).index_dir, load_config(config).index_dir)
+    queries = claims(12)
+    keys = [(query, mode, where) for query in queries for mode in MODES for where in FILTERS]
+    rounded = lambda found: {key: [(uid, round(score, 4)) for uid, score in hits] for key, hits in found.items()}
+    before = rounded(results(config, queries))
+    Ingestor(load_config(config)).upsert([row for n in (10, 11) for row in rows_of(n, corpus["papers"][DOCUMENTS + 20 + n])])
+    after = rounded(results(config, queries))
+    assert before != after
+    # the searches start on the version before the write
+    shutil.rmtree(load_config(config).index_dir)
+    shutil.copytree(load_config(corpus["segmented"]).index_dir, load_config(config).index_dir)
+
+    searcher = Searcher(load_config(config))
+    searcher.refresh(force=True)
+
+    def search(key):
+        query, mode, where = key
+        return key, [(hit.id, round(hit.score, 4)) for hit in searcher.search(query, limit=10, mode=mode, where=where)]
+
+    with ThreadPoolExecutor(8) as pool:
+        running = pool.map(search, keys * 3)
+        Ingestor(load_config(config)).upsert([row for n in (10, 11) for row in rows_of(n, corpus["papers"][DOCUMENTS + 20 + n])])
+        searcher.refresh(force=True)
+        found = list(running) + list(pool.map(search, keys))
+    for key, hits in found:
+        assert hits in (before[key], after[key]), key
+    assert [hits for key, hits in found[-len(keys):]] == [after[key] for key in keys]  # the new version, once swapped in
+    assert searcher.searching == {}, "every search let go of its snapshot"
+
+
 def test_a_merge_keeps_results_and_unused_segments_are_removed(corpus, tmp_path):
     config = tmp_path / "merge.yml"
     config.write_text(corpus["segmented"].read_text().replace("path: indexes", f"path: {tmp_path / 'indexes'}").replace("name: segmented", "name: merge").replace("merge_ratio: 1000", "merge_ratio: 0.01"))

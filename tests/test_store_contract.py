@@ -81,3 +81,17 @@ def test_rag_migrate_is_ready_and_idempotent_on_both_stores(rag):
         assert result.exit_code == 0, result.output
         assert "schema ready" in result.output
     assert rag.ingest().added and rag.search("giraffe tallest animal", limit=1)
+
+
+def test_searches_from_many_threads_match_one_thread(rag):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rag.ingest()
+    queries = ["giraffe tallest animal", "install localrag on a machine", "port of the HTTP API", "back up the indexes folder"]
+    keys = [(query, mode) for query in queries for mode in ("hybrid", "dense", "keyword")]
+    found = lambda key: [(hit.id, round(hit.score, 5)) for hit in rag.search(key[0], mode=key[1], limit=5)]
+    expected = {key: found(key) for key in keys}
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda key: (key, found(key)), keys * 6))
+    assert all(hits == expected[key] for key, hits in results)
+    assert all(expected[key] for key in keys if key[1] != "keyword")
