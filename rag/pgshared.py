@@ -84,7 +84,34 @@ class Content(Client):
 
 
 class Vectors(PGVector):
-    """txtai's pgvector index on the shared session (HNSW settings under `pgvector:`)."""
+    """txtai's pgvector index on the shared session (HNSW settings under `pgvector:`). Rows are
+    inserted BLOCK at a time (txtai builds one list of every row: 10 GB at 1M chunks), and the HNSW
+    index is built with BUILD_MEMORY of maintenance_work_mem for the write's transaction (the
+    server's default, 64 MB, does not hold the graph of 100k vectors, and pgvector then builds slowly)."""
+
+    BLOCK = 10_000
+    BUILD_MEMORY = "512MB"
+
+    def index(self, embeddings):
+        self.initialize(recreate=True)
+        self.insert(embeddings, 0)
+        self.createindex()
+        self.config["offset"] = embeddings.shape[0]
+        self.metadata(self.settings())
+
+    def append(self, embeddings):
+        self.insert(embeddings, self.config["offset"])
+        self.config["offset"] += embeddings.shape[0]
+        self.metadata()
+
+    def insert(self, embeddings, offset: int):
+        for start in range(0, embeddings.shape[0], self.BLOCK):
+            block = embeddings[start : start + self.BLOCK]
+            self.database.execute(self.table.insert(), [{"indexid": offset + start + x, "embedding": self.prepare(row)} for x, row in enumerate(block)])
+
+    def createindex(self):
+        self.database.execute(text(f"SET LOCAL maintenance_work_mem = '{self.BUILD_MEMORY}'"))
+        super().createindex()
 
     def connect(self):
         shared = acquire(self.config["postgres"])

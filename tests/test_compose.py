@@ -369,6 +369,10 @@ def test_postgres_keeps_its_data_in_a_volume_and_reports_health(scaled):
     assert not read_only
     check = postgres["healthcheck"]["test"]
     assert "pg_isready" in check
+    size = str(postgres.get("shm_size", "64m")).lower().rstrip("b")
+    scale = {"k": 2**10, "m": 2**20, "g": 2**30}
+    size = int(size[:-1]) * scale[size[-1]] if size[-1] in scale else int(size)
+    assert size >= 512 * 2**20, "a parallel HNSW build (maintenance_work_mem 512MB) needs shared memory; Docker gives 64 MB"
     pg_env = environment(postgres)
     assert f"--username={pg_env['POSTGRES_USER']}" in check and f"--dbname={pg_env['POSTGRES_DB']}" in check
     assert not published(postgres), "the database is reached over the compose network only"
