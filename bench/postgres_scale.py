@@ -51,6 +51,7 @@ from bench.scale import (
     new_document,
     percentile,
     queries,
+    recorded,
     simulate,
     written,
 )
@@ -97,23 +98,18 @@ def build(args) -> dict:
     """One lazy generator of every row into a fresh index through the store interface (as `rag
     ingest --rebuild` does), the same on both stores."""
     from rag.ingest import Ingestor, fingerprint
-    from rag.manifest import DocumentRecord, Manifest
+    from rag.manifest import Manifest
     from rag.store import open_store
 
     config = store_config(args, args.size, args.store)
     ingestor, store = Ingestor(config), open_store(config)
     manifest = Manifest(fingerprint=fingerprint(config))
 
-    def rows():
-        for uid, data in chunks(args.size, args.dataset):
-            record = manifest.documents.setdefault(data["document"], DocumentRecord(collection=data["collection"], source=data["source"], hash=data["hash"], title=data["title"], filetype="pdf", chunks=0))
-            record.chunks += 1
-            yield uid, data
 
     counter = (lambda: wal_bytes(args.url)) if args.store == "postgres" else written
     before, started = counter(), time.perf_counter()
     with store.lock(), store.begin(ingestor.settings, rebuild=True) as change:
-        embedded = change.add(rows())
+        embedded = change.add(recorded(chunks(args.size, args.dataset), manifest))
         change.publish(manifest)
     seconds = time.perf_counter() - started
     return {"build_s": seconds, "embedded": embedded, "build_bytes": counter() - before, "disk_bytes": store.size()}

@@ -191,25 +191,32 @@ def written(pid="self") -> int:
 # ---- phases (each in its own process) ------------------------------------------------
 
 
+def recorded(rows, manifest):
+    """The rows, each chunk counted in manifest under its document (as an ingest records them)."""
+    from rag.manifest import DocumentRecord
+
+    for uid, data in rows:
+        record = manifest.documents.setdefault(
+            data["document"], DocumentRecord(collection=data["collection"], source=data["source"], hash=data["hash"], title=data["title"], filetype="pdf", chunks=0)
+        )
+        record.chunks += 1
+        yield uid, data
+
+
 def build(args) -> dict:
     """One lazy generator of every row into a fresh version (as `rag ingest --rebuild` does)."""
     from rag.ingest import fingerprint
-    from rag.manifest import DocumentRecord, Manifest
+    from rag.manifest import Manifest
     from rag.store import open_store
 
     config = bench_config(args.root, args.size)
     ingestor, store = Ingestor(config), open_store(config)
     manifest = Manifest(fingerprint=fingerprint(config))
 
-    def rows():
-        for uid, data in chunks(args.size, args.dataset):
-            record = manifest.documents.setdefault(data["document"], DocumentRecord(collection=data["collection"], source=data["source"], hash=data["hash"], title=data["title"], filetype="pdf", chunks=0))
-            record.chunks += 1
-            yield uid, data
 
     before, started = written(), time.perf_counter()
     with store.lock(), store.begin(ingestor.settings, rebuild=True) as write:
-        embedded = write.add(rows())
+        embedded = write.add(recorded(chunks(args.size, args.dataset), manifest))
         write.publish(manifest)
     return {"build_s": time.perf_counter() - started, "embedded": embedded, "build_bytes": written() - before}
 

@@ -3,6 +3,7 @@ app on a real uvicorn server at 127.0.0.1:<random port> in a background thread (
 checks of the API's answers. tests/conftest.py builds its fixtures from these."""
 
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -168,3 +169,13 @@ def sse_events(response: httpx.Response) -> list[tuple[str | None, str]]:
     if data or name:
         events.append((name, "\n".join(data)))
     return events
+
+
+def tiny_beir(data: Path) -> Path:
+    """A BEIR dataset of two documents and one query (q1: koalas -> d2) in data."""
+    (data / "qrels").mkdir(parents=True)
+    docs = {"d1": "Giraffes are the tallest living terrestrial animals.", "d2": "Koalas eat eucalyptus leaves."}
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items()))
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "What do koalas eat?"}) + "\n")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    return data

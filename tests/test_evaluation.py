@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag.evaluation import evaluate, load_beir, mrr, ndcg, percentile, rank_documents, recall
+from tests.helpers import tiny_beir
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact-dev"
 
@@ -92,12 +93,7 @@ def test_rag_eval_scores_a_small_beir_dataset_at_its_full_depth(tmp_path):
 
     from rag.cli import app
 
-    data = tmp_path / "beir"
-    (data / "qrels").mkdir(parents=True)
-    docs = {"d1": "Giraffes are the tallest living terrestrial animals.", "d2": "Koalas eat eucalyptus leaves."}
-    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items()))
-    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "What do koalas eat?"}) + "\n")
-    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    data = tiny_beir(tmp_path / "beir")
     config = tmp_path / "config.yml"
     config.write_text(f"index: {{name: t, path: {tmp_path / 'indexes'}}}\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["--config", str(config), "eval", str(data), "--mode", "hybrid", "--json"])

@@ -24,7 +24,7 @@ from rag.manifest import chunk_id
 from rag.search import Searcher
 from rag.service import LocalRAG
 from rag.store import IndexLocked, IndexUnwritable, open_store
-from tests.helpers import ADMIN_KEY, ApiServer, make_workspace
+from tests.helpers import ADMIN_KEY, ApiServer, make_workspace, tiny_beir
 from tests.pgserver import plain, query
 
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -217,12 +217,7 @@ def test_rag_eval_on_postgres_scores_a_tiny_beir_set(postgres_database, tmp_path
 
     from rag.cli import app
 
-    data = tmp_path / "beir"
-    (data / "qrels").mkdir(parents=True)
-    docs = {"d1": "Giraffes are the tallest living terrestrial animals.", "d2": "Koalas eat eucalyptus leaves."}
-    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items()))
-    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "What do koalas eat?"}) + "\n")
-    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    data = tiny_beir(tmp_path / "beir")
     config = tmp_path / "config.yml"
     config.write_text(f"index: {{name: t, path: {tmp_path / 'indexes'}, store: postgres, postgres: {{url: '{postgres_database}'}}}}\n")
     result = CliRunner().invoke(app, ["--config", str(config), "eval", str(data), "--json"])
