@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
+from .batches import Batches
 from .clock import now
 from .config import Config
 from .conversations import LOCAL, Conversations, Turn
@@ -47,6 +48,7 @@ class LocalRAG:
         self.progress = progress
         self.searcher = Searcher(config)
         self.jobs = Jobs.open(config)
+        self.batches = Batches()  # files of queued ingest jobs, ingested together
         self.lock = threading.Lock()
         self._llm = None
         self._answerer = None
@@ -160,21 +162,32 @@ class LocalRAG:
         return report
 
     def ingest_job(self, paths: list[Path] | None = None, rebuild: bool = False, uploaded: bool = False, observer=None) -> dict:
-        """Starts an ingest in the background; returns the job (poll it with jobs.get).
+        """Starts an ingest in the background; returns the job (poll it with jobs.get). Jobs of
+        paths queued behind a running one are ingested together by the first of them to run, as
+        one version (rag.batches): a burst of uploads is one ingest, not one per request.
 
         uploaded: the paths are new uploads, and those that fail to ingest are not kept.
         observer(report, error) is told how the run ended (metrics)."""
 
+        key = self.batches.add(paths, uploaded) if paths and not rebuild else None
+
         def run(progress):
+            batch = self.batches.take(key) if key else None
+            if batch is not None and batch.owner != key:
+                return batch.result()  # ingested by the job that took this one's files into its batch
             try:
-                report = self.ingest(paths, rebuild=rebuild, progress=progress).to_dict()
+                report = self.ingest(batch.paths if batch else paths, rebuild=rebuild, progress=progress).to_dict()
             except Exception as error:
+                if batch is not None:
+                    batch.end(None, error)
                 if observer:
                     observer(None, error)
                 if uploaded:  # nothing of a failed upload job is kept
-                    for path in paths or []:
+                    for path in batch.paths if batch else paths or []:
                         Path(path).unlink(missing_ok=True)
                 raise
+            if batch is not None:
+                batch.end(report)
             if observer:
                 observer(report, None)
             if uploaded:

@@ -78,3 +78,18 @@ def test_safe_name_keeps_the_last_path_part():
     for name in ("bell\x07.md", "nul\x00.md", "a" * 256):
         with pytest.raises(ValueError):
             safe_name(name)
+
+
+def test_a_burst_of_uploads_is_ingested_together_as_one_version(api, server):
+    names = [f"burst{n}.md" for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda n: upload(api, names[n], f"# Burst {n}\n\nThe okapi note number burst{n}.\n".encode(), wait=False), range(8)))
+    jobs = [wait_job(api, response.json()["job"]["id"]) for response in responses]
+    assert all(job["state"] == "succeeded" for job in jobs), jobs
+    versions = {job["result"]["version"] for job in jobs}
+    assert len(versions) <= 2, f"8 queued uploads published {len(versions)} versions"  # the first may run alone
+    added = {document for job in jobs for document in job["result"]["added"]}
+    assert added == {f"uploads:{name}" for name in names}
+    for name in names:
+        hits = api.post("/search", json={"query": f"okapi note {name[:-3]}", "mode": "keyword", "limit": 3}).json()["hits"]
+        assert f"uploads:{name}" in {hit["document"] for hit in hits}
