@@ -2,13 +2,14 @@
 
 A burst of uploads (or of ingest requests naming files) queues one job per request while the
 first runs. The next of them to run takes the files of every queued one and ingests them all in
-one run, which publishes one index version; the jobs it took for finish at once with the same
-report. Jobs run one at a time (rag.jobs), so a job that was taken always finds its batch ended.
+one run, which publishes one index version; the jobs whose files it took finish at once with the
+same report. Jobs run one at a time (rag.jobs), so a job that was taken finds its batch ended.
 
     batches = Batches()
     key = batches.add(paths, uploaded)          # when the job is queued
-    outcome = batches.take(key)                 # when it runs: the batch it is part of
-    if outcome.owner == key: ... outcome.end(report, error)   # the owner ingests outcome.paths
+    batch = batches.take(key)                   # when it runs: the batch it is part of
+    if batch.owner == key: ... batch.end(report, error)   # the owner ingests batch.paths
+    else: batch.result()                        # the owner's report (or its error)
 """
 
 import threading
