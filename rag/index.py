@@ -11,6 +11,8 @@ import json
 import logging
 import mmap
 import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -125,16 +127,20 @@ class Faiss(TxtaiFaiss):
     def setting(self, name, default=None):
         return (self.config.get("faiss") or {}).get(name, default)
 
+    @property
+    def switch(self) -> dict:
+        return self.config.get("annswitch") or {}
+
     def configure(self, count, train):
-        if hnsw(self.config.get("annswitch") or {}, count):
-            return f"IDMap2,HNSW{(self.config.get('annswitch') or {}).get('m', 32)}"
+        if hnsw(self.switch, count):
+            return f"IDMap2,HNSW{self.switch.get('m', 32)}"
         return super().configure(count, train)
 
     def create(self, embeddings, params):
         index = super().create(embeddings, params)
         inner = hnsw_of(index)
         if inner is not None:
-            inner.hnsw.efConstruction = (self.config.get("annswitch") or {}).get("ef_construction", 128)
+            inner.hnsw.efConstruction = self.switch.get("ef_construction", 128)
         return index
 
     def index(self, embeddings):
@@ -160,8 +166,7 @@ class Faiss(TxtaiFaiss):
         """Sets efSearch of an HNSW index for a search of `depth` results."""
         inner = hnsw_of(self.backend)
         if inner is not None:
-            floor = (self.config.get("annswitch") or {}).get("ef_search", 512)
-            inner.hnsw.efSearch = max(floor, 2 * depth)
+            inner.hnsw.efSearch = ef_search(self.config, depth)
 
     def search(self, queries, limit):
         self.tune(limit)
@@ -186,6 +191,11 @@ def hnsw(switch: dict, count: int) -> bool:
     """True when an index of count vectors is HNSW under the size switch."""
     method = switch.get("method", "auto")
     return method == "hnsw" or (method == "auto" and count >= switch.get("hnsw_above", 100_000))
+
+
+def ef_search(config: dict, depth: int) -> int:
+    """efSearch of an HNSW search of `depth` results: index.ann.ef_search, at least 2 x depth."""
+    return max((config.get("annswitch") or {}).get("ef_search", 512), 2 * depth)
 
 
 def hnsw_of(index):
@@ -239,6 +249,25 @@ class LockedDatabase:
 
     def __getattr__(self, name):
         return getattr(self.database, name)
+
+
+def read_content(folder: Path):
+    """A read-only connection to an index folder's content database (txtai's SQLite `documents`),
+    closed at the end of a `with` block."""
+    database = Path(folder) / "documents"
+    return closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True))
+
+
+class Counted:
+    """Iterates over rows, counting them in `count` (txtai consumes the rows it indexes)."""
+
+    def __init__(self, rows):
+        self.rows, self.count = rows, 0
+
+    def __iter__(self):
+        for row in self.rows:
+            self.count += 1
+            yield row
 
 
 def folder_size(path: Path) -> int:

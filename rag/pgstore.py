@@ -39,10 +39,11 @@ from txtai import Embeddings
 
 from . import pgshared
 from .clock import now
-from .index import MODELS, OwnIndexSearch, portable, runtime
+from .index import MODELS, Counted, OwnIndexSearch, portable, runtime
 from .manifest import FORMAT, DocumentRecord, Manifest
 from .pgbm25 import PGBM25
 from .pgtables import database_url, schema_name
+from .search import search_slots
 from .store import IndexLocked, IndexUnwritable
 from .vectorcache import CachedVectors, embedded_text, text_key
 
@@ -418,6 +419,7 @@ class PostgresSnapshot:
         self.idle: queue.LifoQueue = queue.LifoQueue()
         self.idle.put(self.readers[0])
         self.lock = threading.Lock()
+        self.most = search_slots()  # readers at most: as many as searches run at once
         self.loaded: tuple[str, Manifest] | None = None
 
     @property
@@ -446,15 +448,12 @@ class PostgresSnapshot:
 
     def take(self) -> "PostgresReader":
         """An idle reader, a new one while fewer are open than searches may run, else the next freed."""
-        from .search import search_slots
-
         try:
             return self.idle.get_nowait()
         except queue.Empty:
             pass
         with self.lock:
-            grow = len(self.readers) < search_slots()
-            if grow:
+            if len(self.readers) < self.most:
                 reader = PostgresReader(self.store, self.settings, self.generation, self.stored)
                 self.readers.append(reader)
                 return reader
@@ -540,28 +539,22 @@ class PostgresWrite:
     def add(self, rows) -> int:
         """Upserts (id, data) rows; returns how many texts the model encoded (the rest came from the
         vector cache). The first rows of a new generation build its index (txtai index)."""
-        counted = [0]
-
-        def count(rows):
-            for row in rows:
-                counted[0] += 1
-                yield row
-
+        rows = Counted(rows)
         if self.embeddings is None:
             self.embeddings = Embeddings(self.store.txtai_config(self.settings, self.connection), models=MODELS)
-            self.embeddings.index(count(rows))
+            self.embeddings.index(rows)
             if not self.embeddings.ann:  # no rows: nothing was built
                 self.embeddings.close()
                 self.embeddings = None
         else:
             model = self.embeddings.model
             before = model.encoded if isinstance(model, CachedVectors) else 0
-            self.embeddings.upsert(count(rows))
+            self.embeddings.upsert(rows)
             if isinstance(model, CachedVectors):
                 return model.encoded - before
-            return counted[0]
+            return rows.count
         model = self.embeddings.model if self.embeddings else None
-        return model.encoded if isinstance(model, CachedVectors) else counted[0]
+        return model.encoded if isinstance(model, CachedVectors) else rows.count
 
     def publish(self, manifest: Manifest) -> str:
         """Writes the manifest and the state, and commits the whole write; returns the new stamp."""

@@ -30,10 +30,7 @@ class Terms(TxtaiTerms):
             if uids is None:
                 continue
             if hasscores:  # only the candidates' entries of the postings
-                indices = np.searchsorted(uids, matches)
-                inside = indices < len(uids)
-                indices = indices[inside][uids[indices[inside]] == matches[inside]]
-                uids, weights = uids[indices], weights[indices]
+                uids, weights = among(uids, weights, matches)
             scores[uids] += freq * weights
         scores[self.deletes] = 0
 
@@ -45,6 +42,14 @@ class Terms(TxtaiTerms):
         if len(matched) <= topn:
             return matched
         return matched[np.argpartition(scores[matched], -topn)[-topn:]]
+
+
+def among(uids: np.ndarray, weights: np.ndarray, matches: np.ndarray):
+    """The entries of a term's postings (sorted uids and their weights) whose uid is in matches."""
+    indices = np.searchsorted(uids, matches)
+    inside = indices < len(uids)
+    indices = indices[inside][uids[indices[inside]] == matches[inside]]
+    return uids[indices], weights[indices]
 
 
 class BM25(TxtaiBM25):

@@ -21,7 +21,6 @@ cursor) takes turns, on the segment's lock.
 
 import json
 import re
-import sqlite3
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,12 +34,16 @@ from txtai.scoring.terms import Terms as TxtaiTerms
 
 from .index import (
     MODELS,
+    Counted,
     OwnIndexSearch,
+    ef_search,
     hnsw_of,
     open_embeddings,
+    read_content,
     runtime,
     save_embeddings,
 )
+from .scoring import among
 
 LAYOUT = "segments.json"
 FORMAT = 1
@@ -226,10 +229,9 @@ class Segment:
 def locate(path: Path, ids: list[str], skip: set[int]) -> dict[str, list[int]]:
     """Index ids of each of ids in a segment's content database, less those in skip."""
     found: dict[str, list[int]] = {}
-    database = Path(path) / "documents"
-    if not ids or not database.exists():
+    if not ids or not (Path(path) / "documents").exists():
         return found
-    with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as connection:
+    with read_content(path) as connection:
         for start in range(0, len(ids), GROUP):
             group = ids[start : start + GROUP]
             for indexid, uid in connection.execute(f"SELECT indexid, id FROM sections WHERE id IN ({','.join('?' * len(group))})", group):
@@ -240,8 +242,7 @@ def locate(path: Path, ids: list[str], skip: set[int]) -> dict[str, list[int]]:
 
 def texts(path: Path, indexids: list[int]):
     """Texts of index ids in a segment (the text BM25 indexed)."""
-    database = Path(path) / "documents"
-    with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as connection:
+    with read_content(path) as connection:
         for start in range(0, len(indexids), GROUP):
             group = indexids[start : start + GROUP]
             for (text,) in connection.execute(f"SELECT text FROM sections WHERE indexid IN ({','.join('?' * len(group))})", group):
@@ -251,8 +252,7 @@ def texts(path: Path, indexids: list[int]):
 def live_rows(path: Path, tombstones: list[int]):
     """(id, data) of a segment's rows that are not tombstoned, in index order (what a merge re-indexes)."""
     dead = set(tombstones)
-    database = Path(path) / "documents"
-    with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as connection:
+    with read_content(path) as connection:
         rows = connection.execute("SELECT s.indexid, s.id, d.data FROM sections s JOIN documents d ON d.id = s.id ORDER BY s.indexid")
         for indexid, uid, data in rows:
             if indexid not in dead:
@@ -261,10 +261,9 @@ def live_rows(path: Path, tombstones: list[int]):
 
 def ids_of(path: Path):
     """Every id of a segment's content database, in batches."""
-    database = Path(path) / "documents"
-    if not database.exists():
+    if not (Path(path) / "documents").exists():
         return
-    with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as connection:
+    with read_content(path) as connection:
         cursor = connection.execute("SELECT id FROM sections")
         while batch := cursor.fetchmany(GROUP * 10):
             yield [uid for (uid,) in batch]
@@ -277,33 +276,16 @@ def tokenizer(settings: dict):
     return ScoringFactory.create(dict(settings.get("scoring") or {"method": "bm25", "terms": True})).tokenize
 
 
-class closing:
-    def __init__(self, connection):
-        self.connection = connection
-
-    def __enter__(self):
-        return self.connection
-
-    def __exit__(self, *_):
-        self.connection.close()
-
-
 def build(folder: Path, settings: dict, rows) -> tuple[int, int]:
     """Indexes rows (an iterable, consumed once) into a new segment folder; returns (rows, texts
     the model encoded). An empty iterable writes nothing."""
     embeddings = Embeddings(runtime(settings), models=MODELS)
-    counted = [0]
-
-    def count(rows):
-        for row in rows:
-            counted[0] += 1
-            yield row
-
+    rows = Counted(rows)
     try:
-        embeddings.index(count(rows))
+        embeddings.index(rows)
         model = embeddings.model
-        encoded = getattr(model, "encoded", counted[0]) if model is not None else 0
-        if counted[0] and embeddings.count():
+        encoded = getattr(model, "encoded", rows.count) if model is not None else 0
+        if rows.count and embeddings.count():
             Path(folder).mkdir(parents=True, exist_ok=True)
             save_embeddings(embeddings, Path(folder))
             return embeddings.count(), encoded
@@ -415,8 +397,7 @@ class Collection:
                 continue
             inner = hnsw_of(ann.backend)
             if inner is not None:
-                floor = (segment.embeddings.config.get("annswitch") or {}).get("ef_search", 512)
-                params = faiss.SearchParametersHNSW(efSearch=max(floor, 2 * k), sel=self.selectors[position])
+                params = faiss.SearchParametersHNSW(efSearch=ef_search(segment.embeddings.config, k), sel=self.selectors[position])
             else:
                 params = faiss.SearchParameters(sel=self.selectors[position]) if self.selectors[position] is not None else None
             scores, ids = ann.backend.search(vector, k, params=params) if params is not None else ann.backend.search(vector, k)
@@ -483,10 +464,7 @@ class Collection:
                 if uids is None:
                     continue
                 if hasscores:
-                    indices = np.searchsorted(uids, matches[position])
-                    inside = indices < len(uids)
-                    indices = indices[inside][uids[indices[inside]] == matches[position][inside]]
-                    uids, weights = uids[indices], weights[indices]
+                    uids, weights = among(uids, weights, matches[position])
                 scores[position][uids] += freq * weights
         for score, d in zip(scores, dead):
             score[d] = 0

@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .clock import now
-from .index import folder_size, has_index, open_embeddings, save_embeddings
+from .index import Counted, folder_size, has_index, open_embeddings, read_content, save_embeddings
 from .manifest import FILE as MANIFEST
 from .manifest import Manifest
 from .segments import (
@@ -468,16 +468,10 @@ class VersionWrite:
         if self.rewrite:
             model = self.embeddings.model
             before = model.encoded if isinstance(model, CachedVectors) else 0
-            counted = [0]
-
-            def count(rows):
-                for row in rows:
-                    counted[0] += 1
-                    yield row
-
-            self.embeddings.upsert(count(rows))
+            rows = Counted(rows)
+            self.embeddings.upsert(rows)
             model = self.embeddings.model
-            return model.encoded - before if isinstance(model, CachedVectors) else counted[0]
+            return model.encoded - before if isinstance(model, CachedVectors) else rows.count
 
         name = f"s-{newstamp()}"
         count, encoded = build(self.work / name, self.settings, rows)
@@ -503,12 +497,12 @@ class VersionWrite:
         else:
             self.tombstone()
             new = self.compact()
-        base = self.layout.base
+        base, base_manifest = self.layout.base, None
         if base is not None and (self.work / base.name).is_dir():  # a new base: its manifest is whole
             manifest.write(self.work / base.name, BASE_MANIFEST)
-        base_manifest = None
-        if base is not None:
-            base_manifest = Manifest.read(self.path(base), BASE_MANIFEST) if (self.path(base) / BASE_MANIFEST).exists() else None
+            base_manifest = manifest
+        elif base is not None and (self.path(base) / BASE_MANIFEST).exists():
+            base_manifest = Manifest.read(self.path(base), BASE_MANIFEST)
         published = self.store.publish(self.work, new, self.layout, manifest, base_manifest)
         shutil.rmtree(self.work, ignore_errors=True)
         return published.name
@@ -526,8 +520,7 @@ class VersionWrite:
 
     def compact(self) -> list[Path]:
         """Merges segments when due (see the class docstring); returns the folders of new segments."""
-        parts, policy = [p for p in self.layout.parts if p.live > 0 or p is self.layout.base], self.store.policy
-        parts = [p for p in parts if p.live > 0]
+        parts, policy = [p for p in self.layout.parts if p.live > 0], self.store.policy
         self.layout = Layout(parts)
         if parts:
             base = parts[0]
@@ -570,14 +563,10 @@ def open_store(config):
 
 def count_rows(folder: Path) -> int:
     """Rows of a txtai index folder's content database."""
-    database = Path(folder) / "documents"
-    if not database.exists():
+    if not (Path(folder) / "documents").exists():
         return 0
-    connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
-    try:
+    with read_content(folder) as connection:
         return connection.execute("SELECT count(*) FROM sections").fetchone()[0]
-    finally:
-        connection.close()
 
 
 def link(source: Path, target: Path):
