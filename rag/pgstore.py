@@ -27,6 +27,7 @@ import queue
 import socket
 import tempfile
 import threading
+import time
 import uuid
 import zlib
 from contextlib import contextmanager
@@ -96,6 +97,8 @@ UNWRITABLE = {
 }
 # SQLSTATE of a reader's search whose generation was dropped under it (a rebuild switched)
 MOVED = {"42P01", "3F000", "40P01"}
+DEADLOCK = "40P01"
+DROP_TRIES = 5  # a drop cancelled by a deadlock with a search runs again, 0.1 s, 0.2 s, ... later
 
 
 def pgcode(error: Exception) -> str | None:
@@ -365,14 +368,21 @@ class PostgresStore:
                 self.drop(generation)
 
     def drop(self, generation: int):
-        """Drops a generation that is not live; left for the next writer if readers hold it too long."""
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(text("SET LOCAL lock_timeout = '10s'"))
-                connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.generation_schema(generation)}" CASCADE'))
-                connection.execute(text(f'DELETE FROM "{self.schema}".index_generations WHERE generation = :g'), {"g": generation})
-        except DBAPIError as error:
-            logger.warning("generation %s of %s not dropped yet: %s", generation, self.path, error)
+        """Drops a generation that is not live; left for the next writer if readers hold it too long.
+        A search still running on it can deadlock with the drop (each takes its tables' locks one by
+        one): PostgreSQL cancels the drop, which tries again once that search has ended."""
+        for attempt in range(DROP_TRIES):
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+                    connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.generation_schema(generation)}" CASCADE'))
+                    connection.execute(text(f'DELETE FROM "{self.schema}".index_generations WHERE generation = :g'), {"g": generation})
+                return
+            except DBAPIError as error:
+                if pgcode(error) != DEADLOCK or attempt == DROP_TRIES - 1:
+                    logger.warning("generation %s of %s not dropped yet: %s", generation, self.path, error)
+                    return
+                time.sleep(0.1 * (attempt + 1))
 
     def begin(self, settings: dict, rebuild: bool = False) -> "PostgresWrite":
         """A write on the live generation (or, with rebuild or none yet, a new one). Needs the lock."""

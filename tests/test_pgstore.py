@@ -212,6 +212,43 @@ def test_rebuild_switches_generation_while_a_reader_searches(postgres_database, 
     assert_whole_documents(postgres_database)
 
 
+def test_the_old_generation_is_dropped_even_after_a_deadlock_with_a_search_in_flight(postgres_database, tmp_path):
+    """A search still running on the old generation takes its tables' locks one by one, as the
+    rebuild's DROP SCHEMA does: the two can deadlock, and PostgreSQL cancels the drop. The drop runs
+    again once the search has ended, rather than leaving the old tables for the next writer."""
+    import psycopg2
+
+    config = load_config(pg_workspace(tmp_path, postgres_database))
+    old = live(postgres_database)
+    search = psycopg2.connect(plain(postgres_database))
+    cursor = search.cursor()
+    cursor.execute("SET deadlock_timeout = '20s'")  # the drop, not this search, detects the deadlock
+    cursor.execute(f"SELECT count(*) FROM {old}.sections")  # a search in flight holds this table
+    rebuild = threading.Thread(target=lambda: Ingestor(config).run(rebuild=True))
+    rebuild.start()
+    try:
+        held = []
+        for _ in range(600):  # wait until the drop holds some of the old tables and waits for sections
+            held = query(
+                postgres_database,
+                "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE n.nspname = %s AND l.granted AND l.mode = 'AccessExclusiveLock' "
+                "AND c.relkind = 'r' AND a.query LIKE 'DROP SCHEMA%%'",
+                (old,),
+            )
+            if held:
+                break
+            time.sleep(0.1)
+        assert held, "the rebuild's drop never took a lock on the old generation"
+        cursor.execute(f'SELECT count(*) FROM {old}."{held[0][0]}"')  # the search goes on: a deadlock
+        search.rollback()  # the search ends
+    finally:
+        rebuild.join()
+        search.close()
+    assert query(postgres_database, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (old,)) == [(0,)]
+    assert top(Searcher(config).search("giraffe tallest animal", limit=1)) == ["docs:notes.txt"]
+
+
 def test_rag_eval_on_postgres_scores_a_tiny_beir_set(postgres_database, tmp_path):
     from typer.testing import CliRunner
 
