@@ -15,10 +15,11 @@ from a registry, keyed by the `postgres.connection` token of the settings:
 it holds no locks between searches (an open read transaction blocks a writer's DDL).
 """
 
-from sqlalchemy import StaticPool, create_engine, text
+from sqlalchemy import StaticPool, create_engine, insert, text
 from sqlalchemy.orm import Session
 from txtai.ann.dense.pgvector import PGVector
 from txtai.database import Client
+from txtai.database.schema import Document, Section
 
 from .pgbm25 import PGBM25
 
@@ -70,12 +71,38 @@ def commit(embeddings):
 
 
 class Content(Client):
-    """txtai's SQL content store on the shared session."""
+    """txtai's SQL content store on the shared session. Rows are inserted BLOCK at a time with one
+    multi-row statement each (txtai adds an ORM object per row and flushes them all at the end of
+    the write: slow, and every row of the write held in the session)."""
+
+    BLOCK = 5_000
 
     def connect(self, path=None):
         shared = acquire(self.config["postgres"])
         self.engine, self.dbconnection = shared.engine, shared.connection
+        self.pending = {Document: [], Section: []}
         return shared.session
+
+    def insertdocument(self, uid, data, tags, entry):
+        self.add(Document, {"id": uid, "data": data, "tags": tags, "entry": entry})
+
+    def insertsection(self, index, uid, text, tags, entry):
+        self.add(Section, {"indexid": index, "id": uid, "text": text, "tags": tags, "entry": entry})
+
+    def add(self, table, row: dict):
+        self.pending[table].append(row)
+        if len(self.pending[table]) >= self.BLOCK:
+            self.flush(table)
+
+    def flush(self, table):
+        rows, self.pending[table] = self.pending[table], []
+        if rows:
+            self.connection.execute(insert(table), rows)
+
+    def finalize(self):
+        for table in self.pending:
+            self.flush(table)
+        super().finalize()
 
     def close(self):
         if self.engine:
@@ -86,11 +113,10 @@ class Content(Client):
 class Vectors(PGVector):
     """txtai's pgvector index on the shared session (HNSW settings under `pgvector:`). Rows are
     inserted BLOCK at a time (txtai builds one list of every row: 10 GB at 1M chunks), and the HNSW
-    index is built with BUILD_MEMORY of maintenance_work_mem for the write's transaction (the
+    index is built with `buildmemory` of maintenance_work_mem for the write's transaction (the
     server's default, 64 MB, does not hold the graph of 100k vectors, and pgvector then builds slowly)."""
 
     BLOCK = 10_000
-    BUILD_MEMORY = "512MB"
 
     def index(self, embeddings):
         self.initialize(recreate=True)
@@ -110,7 +136,7 @@ class Vectors(PGVector):
             self.database.execute(self.table.insert(), [{"indexid": offset + start + x, "embedding": self.prepare(row)} for x, row in enumerate(block)])
 
     def createindex(self):
-        self.database.execute(text(f"SET LOCAL maintenance_work_mem = '{self.BUILD_MEMORY}'"))
+        self.database.execute(text("SELECT set_config('maintenance_work_mem', :memory, true)"), {"memory": self.setting("buildmemory", "512MB")})
         super().createindex()
 
     def connect(self):

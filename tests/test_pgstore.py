@@ -130,6 +130,22 @@ def test_incremental_reingest_embeds_only_what_changed(postgres_database, tmp_pa
     assert rag.status()["version"] != before["version"]
 
 
+def test_rows_written_in_many_blocks_make_whole_documents(postgres_database, tmp_path, monkeypatch):
+    """Chunk texts, metadata and vectors go to PostgreSQL BLOCK rows at a time: with blocks of four
+    rows (whole blocks, then a remainder), every document is still whole and searchable with its
+    citation metadata."""
+    from rag import pgshared
+
+    monkeypatch.setattr(pgshared.Content, "BLOCK", 4)
+    monkeypatch.setattr(pgshared.Vectors, "BLOCK", 4)
+    rag = LocalRAG(load_config(pg_workspace(tmp_path, postgres_database, ingest=False)))
+    report = rag.ingest()
+    chunks = assert_whole_documents(postgres_database)
+    assert chunks == report.chunks_embedded > 4 and chunks % 4, "whole blocks and a remainder"
+    assert query(postgres_database, f"SELECT count(*) FROM {live(postgres_database)}.documents") == [(chunks,)]
+    hit = rag.search("giraffe tallest animal", limit=1)[0]
+    assert (hit.document, hit.source, hit.filetype) == ("docs:notes.txt", "notes.txt", "txt") and "giraffe" in hit.text.lower()
+
 def test_status_and_migrate_from_the_cli_never_show_the_password(postgres_database, tmp_path):
     config = pg_workspace(tmp_path, postgres_database, ingest=False)
     for _ in range(2):  # idempotent: every replica may run it on start
