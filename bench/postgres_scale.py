@@ -66,11 +66,12 @@ GOAL_WRITE_S = 0.3  # issue 13: one-document upsert and delete at 1M chunks on P
 
 def store_config(args, size: int, store: str):
     """bench/scale.py's config of the size, on the given store (both share the index folder, so its
-    vector cache); on PostgreSQL, args.url and args.ef_search (None: config.yml's)."""
+    vector cache); on PostgreSQL, args.url, args.ef_search and args.build_memory (None: config.yml's)."""
     config = bench_config(args.root, size)
     if store == "local":
         return config
-    postgres = config.index.postgres.model_copy(update={"url": args.url, "schema_name": None, **({"ef_search": args.ef_search} if args.ef_search else {})})
+    options = {"ef_search": args.ef_search, "build_memory": args.build_memory}
+    postgres = config.index.postgres.model_copy(update={"url": args.url, "schema_name": None, **{key: value for key, value in options.items() if value}})
     return config.model_copy(update={"index": config.index.model_copy(update={"store": "postgres", "postgres": postgres})})
 
 
@@ -219,6 +220,7 @@ def run_phase(args, phase: str, size: int, store: str = "", recall: bool = False
     command += ["--dataset", str(args.dataset), "--url", args.url, "--queries", str(args.queries), "--rounds", str(args.rounds)]
     command += ["--sample", str(args.sample), "--round", str(number)] + (["--recall"] if recall else [])
     command += ["--ef-search", str(args.ef_search)] if args.ef_search else []
+    command += ["--build-memory", args.build_memory] if args.build_memory else []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -313,6 +315,7 @@ def main():
     parser.add_argument("--throughput", action="store_true", help="then bench/throughput.py on both stores at the largest size")
     parser.add_argument("--seconds", type=float, default=15, help="seconds per throughput setting")
     parser.add_argument("--ef-search", type=int, help="PostgreSQL readers' HNSW ef_search (default: config.yml's)")
+    parser.add_argument("--build-memory", help="PostgreSQL's memory for the HNSW build, e.g. 3GB (default: config.yml's)")
     parser.add_argument("--first", choices=STORES, default="local", help="the store built first")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON lines to this file")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)

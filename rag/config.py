@@ -54,6 +54,7 @@ class PostgresConfig(Strict):
     m: int = Field(16, ge=2, le=100)  # HNSW graph degree
     ef_construction: int = Field(64, ge=4, le=1000)  # HNSW build beam
     ef_search: int = Field(100, ge=1, le=1000)  # HNSW search beam (hnsw.ef_search); at least the candidates searched
+    build_memory: str = Field("512MB", pattern=r"^[1-9][0-9]{0,5}(kB|MB|GB)$")  # maintenance_work_mem of an HNSW build
     language: str = Field("english", pattern=r"^[a-z_]+$")  # text search configuration of the keyword side
     pool_size: int = Field(4, ge=1, le=64)  # connections per process
     timeout: float = Field(30.0, gt=0)  # seconds a statement may run (statement_timeout)

@@ -276,7 +276,7 @@ class PostgresStore:
         dropped = ("faiss", "backend", "scoring", "hybrid", "keyword", "content", "postgres", "pgvector")
         if stored is None:
             config = {key: value for key, value in active.items() if key not in dropped}
-            config["pgvector"] = {"m": self.settings.m, "efconstruction": self.settings.ef_construction}
+            config["pgvector"] = {"m": self.settings.m, "efconstruction": self.settings.ef_construction, "buildmemory": self.settings.build_memory}
             scoring = settings.get("scoring") if isinstance(settings.get("scoring"), dict) else {}
             if scoring or settings.get("hybrid") or settings.get("keyword"):
                 keyword = {key: scoring[key] for key in ("k1", "b") if key in scoring}
