@@ -45,7 +45,7 @@ from .manifest import FORMAT, DocumentRecord, Manifest
 from .pgbm25 import PGBM25
 from .pgtables import database_url, schema_name
 from .search import search_slots
-from .store import IndexLocked, IndexUnwritable
+from .store import IndexLocked, reported_unwritable
 from .vectorcache import CachedVectors, embedded_text, text_key
 
 logger = logging.getLogger("rag.pgstore")
@@ -310,14 +310,8 @@ class PostgresStore:
     def lock(self):
         """Holds the single-writer advisory lock; IndexLocked at once if another writer has it,
         IndexUnwritable when the database cannot take a write (then nothing of it is committed)."""
-        try:
-            with self.locked():
-                yield self
-        except DBAPIError as error:
-            reason = unwritable(error)
-            if not reason:
-                raise
-            raise IndexUnwritable(f"cannot write the index at {self.path}: {reason}") from error
+        with reported_unwritable(self.path, (DBAPIError,), unwritable), self.locked():
+            yield self
 
     @contextmanager
     def locked(self):

@@ -84,6 +84,19 @@ class IndexUnwritable(Exception):
     """The index folder cannot be written: read-only, full, or not ours. The live version is untouched."""
 
 
+@contextmanager
+def reported_unwritable(path, errors: tuple, reason_of):
+    """Raises IndexUnwritable for an error (of the given types) that `reason_of` names the reason
+    of: a store that cannot take the write. Other errors pass unchanged."""
+    try:
+        yield
+    except errors as error:
+        reason = reason_of(error)
+        if not reason:
+            raise
+        raise IndexUnwritable(f"cannot write the index at {path}: {reason}") from error
+
+
 HELD: set[Path] = set()  # index folders whose write lock this process holds
 PROBING = threading.Lock()  # a thread taking the write lock and writer() in another thread take turns
 LOCK_TRIES = 20  # tries 5 ms apart before a writer is refused (a probe of another process holds the lock briefly)
@@ -206,14 +219,8 @@ class Store:
         """Holds the single-writer lock; raises IndexLocked at once if another writer has it, and
         IndexUnwritable when the folder cannot take a write (then, as after any failed write, the
         live version is the previous one)."""
-        try:
-            with self.locked():
-                yield self
-        except (OSError, sqlite3.OperationalError, RuntimeError) as error:
-            reason = unwritable(error)
-            if not reason:
-                raise
-            raise IndexUnwritable(f"cannot write the index at {self.path}: {reason}") from error
+        with reported_unwritable(self.path, (OSError, sqlite3.OperationalError, RuntimeError), unwritable), self.locked():
+            yield self
 
     @contextmanager
     def locked(self):
