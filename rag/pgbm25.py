@@ -66,6 +66,13 @@ COUNT_DOCUMENTS = """
 UPDATE {t}_stats SET documents = documents + :sign * (SELECT count(*) FROM {t} WHERE indexid = ANY(:ids)),
                      tokens = tokens + :sign * (SELECT coalesce(sum(length), 0) FROM {t} WHERE indexid = ANY(:ids))
 """
+# A full index counts them once, from its postings, when it is flushed (upserting the terms of every
+# batch was most of a large build's keyword time)
+RECOUNT = """
+DELETE FROM {t}_terms;
+INSERT INTO {t}_terms (term, df, cf) SELECT term, count(*), sum(tf) FROM {t}_postings GROUP BY term;
+UPDATE {t}_stats SET documents = (SELECT count(*) FROM {t}), tokens = (SELECT coalesce(sum(length), 0) FROM {t});
+"""
 
 # txtai's average BM25 score (average term frequency and idf, document of average length). It
 # reads every term, so it is refreshed only when the document count moved 1% since (`scored`).
@@ -111,10 +118,12 @@ class PGBM25(Scoring):
         self.normalizer = Normalize(normalize) if normalize else None
         self.engine, self.connection, self.database = None, None, None
         self.dirty = False
+        self.recount = False  # a full index in progress: statistics counted once, at flush
         self.create = True  # False: the tables exist (a reader), nothing is created
 
     def insert(self, documents, index=None, checkpoint=None):
         self.initialize(recreate=index == 0)
+        self.recount = self.recount or index == 0
         rows = []
         for uid, document, _ in documents:
             if isinstance(document, dict):
@@ -128,7 +137,10 @@ class PGBM25(Scoring):
             ids = [row["indexid"] for row in rows]
             self.execute(INSERT, [{**row, "language": self.language} for row in rows])
             self.execute(ADD_POSTINGS, {"ids": ids})
-            self.count_rows(ids, 1)
+            if self.recount:
+                self.dirty = True
+            else:
+                self.count_rows(ids, 1)
 
     def delete(self, ids):
         self.initialize()
@@ -168,7 +180,11 @@ class PGBM25(Scoring):
             self.database.commit()
 
     def flush(self):
-        """Refreshes the average score (normalization) after writes; part of the write's transaction."""
+        """Counts the statistics of a full index, and refreshes the average score (normalization)
+        after writes; part of the write's transaction."""
+        if self.database and self.recount:
+            self.execute(RECOUNT)
+            self.recount = False
         if self.database and self.dirty:
             self.execute(AVGSCORE, {"k1": self.k1})
             self.dirty = False

@@ -134,6 +134,31 @@ def test_bm25_in_sql_ranks_the_rare_query_term_first(postgres_url, tmp_path):
         embeddings.close()
 
 
+def test_bm25_statistics_of_a_full_index_equal_those_of_row_by_row_upserts(postgres_url, tmp_path):
+    """A full index counts its term and collection statistics once, when flushed; upserts count
+    them as they go. Both give the same tables and the same keyword scores."""
+    rows = [(f"note-{n}", {"text": f"Note {n}: the {animal} eats {food} near the {place}; the {animal} sleeps."})
+            for n, (animal, food, place) in enumerate(itertools.product(("giraffe", "zebra", "okapi"), ("leaves", "grass"), ("river", "hill", "river bank")))]
+    schemas = [f"spike_{next(SCHEMAS)}" for _ in range(2)]
+    built, upserted = Embeddings(settings(postgres_url, schemas[0])), Embeddings(settings(postgres_url, schemas[1]))
+    try:
+        built.index(rows)
+        built.save(str(tmp_path / "built"))
+        upserted.index(rows[:1])
+        upserted.save(str(tmp_path / "upserted"))  # the full index of one row ends here
+        for row in rows[1:]:
+            upserted.upsert([row])
+        upserted.save(str(tmp_path / "upserted"))
+        for table, order in (("bm25_terms", "term"), ("bm25_stats", "id")):
+            tables = [query(postgres_url, f"SELECT * FROM {schema}.{table} ORDER BY {order}") for schema in schemas]
+            assert tables[0] == tables[1] and tables[0], table
+        for text in ("giraffe river", "okapi grass hill", "note bank"):
+            assert search(built, text, weights=0.0) == search(upserted, text, weights=0.0)
+    finally:
+        built.close()
+        upserted.close()
+
+
 def test_shared_connection_commits_text_vectors_and_keywords_together(postgres_database, tmp_path):
     schema = f"spike_{next(SCHEMAS)}"
     writer = Embeddings(shared_settings(postgres_database, schema))
