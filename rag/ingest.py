@@ -264,13 +264,13 @@ class Ingestor:
         """Deletes documents' chunks from the index without re-embedding anything."""
         report = Report()
         with self.store.lock():
-            manifest = self.store.manifest()
+            manifest = self.store.manifest(documents)
             report.removed = [d for d in documents if d in manifest.documents]
             if report.removed:
                 stale = [uid for d in report.removed for uid in manifest.remove(d)]
                 report.chunks_removed = len(stale)
                 self.apply(manifest, stale, None)
-            report.documents, report.chunks = len(manifest.documents), manifest.chunks
+            report.documents, report.chunks = manifest.count, manifest.chunks
             report.version = self.store.stamp()
         return report
 
@@ -284,8 +284,8 @@ class Ingestor:
             record.ingested_at = data.get("ingested_at")
             record.chunks = max(record.chunks, int(data.get("chunk", 0)) + 1)
         with self.store.lock():
-            manifest = self.store.manifest()
-            if manifest.documents and manifest.fingerprint != fingerprint(self.config):
+            manifest = self.store.manifest(list(records))
+            if manifest.count and manifest.fingerprint != fingerprint(self.config):
                 raise ValueError("the index was built with other model or chunking settings: run `rag ingest --rebuild` first")
             manifest.fingerprint = fingerprint(self.config)
             stale = []
@@ -298,7 +298,7 @@ class Ingestor:
             self.progress.embedding(len(rows))
             self.apply(manifest, [uid for uid in stale if uid not in added], rows or None)
             report.chunks_added, report.chunks_embedded = len(rows), self.embedded
-            report.documents, report.chunks = len(manifest.documents), manifest.chunks
+            report.documents, report.chunks = manifest.count, manifest.chunks
             report.version = self.store.stamp()
         return report
 

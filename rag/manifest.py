@@ -57,6 +57,10 @@ class Manifest(BaseModel):
     fingerprint: dict = {}
     documents: dict[str, DocumentRecord] = {}
     updated_at: str | None = None
+    # A partial manifest (rag.pgstore) holds only the records of `scope`, and counts the documents and
+    # chunks of the rest in `outside`; a write publishing it changes only the records of its scope
+    scope: frozenset[str] | None = Field(None, exclude=True)
+    outside: tuple[int, int] = Field((0, 0), exclude=True)
 
     @classmethod
     def read(cls, folder: Path | None, name: str = FILE) -> "Manifest":
@@ -93,8 +97,13 @@ class Manifest(BaseModel):
         write_json(Path(folder) / FILE, data)
 
     @property
+    def count(self) -> int:
+        """Documents in the index."""
+        return self.outside[0] + len(self.documents)
+
+    @property
     def chunks(self) -> int:
-        return sum(record.chunks for record in self.documents.values())
+        return self.outside[1] + sum(record.chunks for record in self.documents.values())
 
     def chunk_ids(self, document: str) -> list[str]:
         record = self.documents.get(document)

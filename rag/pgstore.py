@@ -213,17 +213,34 @@ class PostgresStore:
         """Changes on every committed write: `g<generation>-w<writes>`; None before the first."""
         return stamp_of(self.state())
 
-    def manifest(self) -> Manifest:
-        """The live manifest, read in one snapshot of the database (empty before the first write)."""
+    def manifest(self, documents: list[str] | None = None) -> Manifest:
+        """The live manifest, read in one snapshot of the database (empty before the first write).
+        With `documents`, a partial one: their records, and the counts of the rest (a one-document
+        write then reads and writes one record, whatever the size of the index)."""
         with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
             state = self.state(connection)
             if not state or state["generation"] is None:
                 return Manifest()
-            rows = connection.execute(text(f'SELECT id, {", ".join(FIELDS)} FROM "{self.schema}".index_documents'))
-            records = {row[0]: tuple(row[1:]) for row in rows}
-        self.cached = (stamp_of(state), records)
-        documents = {uid: DocumentRecord.model_construct(**dict(zip(FIELDS, values))) for uid, values in records.items()}
-        return Manifest(version=state["format"], fingerprint=state["fingerprint"], documents=documents, updated_at=state["updated_at"])
+            records = self.records(connection, documents)
+            if documents is not None:
+                total = connection.execute(text(f'SELECT count(*), coalesce(sum(chunks), 0) FROM "{self.schema}".index_documents')).one()
+        if documents is None:
+            self.cached = (stamp_of(state), records)
+        listed = {uid: DocumentRecord.model_construct(**dict(zip(FIELDS, values))) for uid, values in records.items()}
+        manifest = Manifest(version=state["format"], fingerprint=state["fingerprint"], documents=listed, updated_at=state["updated_at"])
+        if documents is not None:
+            manifest.scope = frozenset(documents)
+            manifest.outside = (total[0] - len(listed), int(total[1]) - manifest.chunks)
+        return manifest
+
+    def records(self, connection, documents: list[str] | None = None) -> dict:
+        """Manifest records (id -> FIELDS values) as `connection` sees them: all, or those of documents."""
+        sql = f'SELECT id, {", ".join(FIELDS)} FROM "{self.schema}".index_documents'
+        if documents is None:
+            rows = connection.execute(text(sql))
+        else:
+            rows = connection.execute(text(sql + " WHERE id = ANY(:ids)"), {"ids": list(documents)})
+        return {row[0]: tuple(row[1:]) for row in rows}
 
     def size(self) -> int:
         """Bytes of the live generation's tables and indexes, and of the manifest."""
@@ -564,7 +581,12 @@ class PostgresWrite:
         """Writes the manifest and the state, and commits the whole write; returns the new stamp."""
         schema = self.store.schema
         config = self.saved_config()
-        old = self.store.cached[1] if self.store.cached and self.store.cached[0] == self.stamp else self.records()
+        if manifest.scope is not None:  # a partial manifest: only its scope's records change
+            old = self.store.records(self.session, list(manifest.scope))
+        elif self.store.cached and self.store.cached[0] == self.stamp:
+            old = self.store.cached[1]
+        else:
+            old = self.store.records(self.session)
         new = {uid: tuple(getattr(record, name) for name in FIELDS) for uid, record in manifest.documents.items()}
         removed = [uid for uid in old if uid not in new]
         if removed:
@@ -589,16 +611,11 @@ class PostgresWrite:
             self.embeddings.scoring.flush()
         self.session.commit()
         stamp = stamp_of(dict(row))
-        self.store.cached = (stamp, new)
+        self.store.cached = (stamp, new) if manifest.scope is None else None
         self.close()
         if self.live is not None and self.live != self.generation:
             self.store.drop(self.live)
         return stamp
-
-    def records(self) -> dict:
-        """The manifest records as the write found them (when the store's last read is older)."""
-        rows = self.session.execute(text(f'SELECT id, {", ".join(FIELDS)} FROM "{self.store.schema}".index_documents'))
-        return {row[0]: tuple(row[1:]) for row in rows}
 
     def saved_config(self) -> dict | None:
         """The generation's txtai config for the state row: offset, dimensions, BM25 and HNSW

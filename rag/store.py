@@ -8,6 +8,7 @@ Every store (this local one; rag.pgstore on PostgreSQL, chosen by `index.store`)
             write.delete(ids); write.add(rows)   # rows: (id, data) of whole documents
             write.publish(manifest)             # atomically: readers see all of it or none
     store.stamp(); store.manifest(); store.writer(); store.size()
+    store.manifest(documents)                   # may be partial: only these records (Manifest.scope)
     snapshot = store.snapshot(settings)         # what a Searcher serves: search(sql, parameters)
     store.cache_keys(settings)                  # vector cache keys of everything kept
 
@@ -150,8 +151,9 @@ class Store:
         current = self.current()
         return current.name if current else None
 
-    def manifest(self) -> Manifest:
-        """The manifest of the live version (empty when nothing is published)."""
+    def manifest(self, documents: list[str] | None = None) -> Manifest:
+        """The manifest of the live version (empty when nothing is published). `documents`: the
+        records a write needs; this store reads them all anyway (a whole manifest)."""
         return Manifest.read(self.current())
 
     def size(self) -> int:

@@ -52,8 +52,10 @@ def test_upsert_remove_and_the_manifest_status_and_stamp(rag):
     record = rag.document("docs:backup.md")
     text = "Zebras have black and white stripes."
     rows = [("notes:zebra#0000", {"text": text, "document": "notes:zebra", "collection": "notes", "source": "zebra.md", "chunk": 0, "filetype": "md"})]
+    before = rag.status()
     report = rag.upsert(rows)
     assert report.added == ["notes:zebra"] and store.stamp() != first
+    assert (report.documents, report.chunks) == (before["documents"] + 1, before["chunks"] + 1)
     assert documents(rag.search("striped animals", limit=1)) == ["notes:zebra"]
 
     removed = rag.delete("docs:backup.md")
@@ -69,6 +71,9 @@ def test_upsert_remove_and_the_manifest_status_and_stamp(rag):
     assert manifest.fingerprint["model"] and store.writer() is None
     with store.lock():
         assert store.manifest() == manifest
+    partial = store.manifest(["notes:zebra", "docs:never-ingested.md"])  # what a one-document write reads
+    assert (partial.count, partial.chunks) == (len(manifest.documents), manifest.chunks)
+    assert partial.documents["notes:zebra"] == manifest.documents["notes:zebra"] and "docs:never-ingested.md" not in partial.documents
 
 
 def test_rag_migrate_is_ready_and_idempotent_on_both_stores(rag):
