@@ -96,8 +96,8 @@ UNWRITABLE = {
     "53300": "the database has too many connections",
 }
 # SQLSTATE of a reader's search whose generation was dropped under it (a rebuild switched)
-MOVED = {"42P01", "3F000", "40P01"}
 DEADLOCK = "40P01"
+MOVED = {"42P01", "3F000", DEADLOCK}
 DROP_TRIES = 5  # a drop cancelled by a deadlock with a search runs again, 0.1 s, 0.2 s, ... later
 
 
@@ -229,8 +229,9 @@ class PostgresStore:
         listed = {uid: DocumentRecord.model_construct(**dict(zip(FIELDS, values))) for uid, values in records.items()}
         manifest = Manifest(version=state["format"], fingerprint=state["fingerprint"], documents=listed, updated_at=state["updated_at"])
         if documents is not None:
+            listed_chunks = sum(record.chunks for record in listed.values())
             manifest.scope = frozenset(documents)
-            manifest.outside = (total[0] - len(listed), int(total[1]) - manifest.chunks)
+            manifest.outside = (total[0] - len(listed), int(total[1]) - listed_chunks)
         return manifest
 
     def records(self, connection, documents: list[str] | None = None) -> dict:

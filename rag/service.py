@@ -175,15 +175,16 @@ class LocalRAG:
             batch = self.batches.take(key) if key else None
             if batch is not None and batch.owner != key:
                 return batch.result()  # ingested by the job that took this one's files into its batch
+            files = batch.paths if batch else paths
             try:
-                report = self.ingest(batch.paths if batch else paths, rebuild=rebuild, progress=progress).to_dict()
+                report = self.ingest(files, rebuild=rebuild, progress=progress).to_dict()
             except Exception as error:
                 if batch is not None:
                     batch.end(None, error)
                 if observer:
                     observer(None, error)
                 if uploaded:  # nothing of a failed upload job is kept
-                    for path in batch.paths if batch else paths or []:
+                    for path in files or []:
                         Path(path).unlink(missing_ok=True)
                 raise
             if batch is not None:
