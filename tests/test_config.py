@@ -93,3 +93,13 @@ def test_an_unset_api_key_variable_stops_serve_but_not_ingest(tmp_path):
     assert ingested.exit_code == 0, ingested.output
     served = runner.invoke(app, ["--config", str(config), "serve", "--port", "9"], env={"LOCALRAG_UNSET_KEY_FOR_TESTS": ""})
     assert served.exit_code == 2 and "api.api_keys.reader.key: is empty" in served.output
+
+
+def test_postgres_build_memory_must_be_a_postgresql_memory_size(tmp_path):
+    file = tmp_path / "config.yml"
+    file.write_text("index:\n  postgres:\n    build_memory: 3GB\n")
+    assert load_config(file, environ={}).index.postgres.build_memory == "3GB"
+    for bad in ("lots", "3 GB", "0MB", "512MB'; DROP TABLE x; --"):
+        file.write_text(f'index:\n  postgres:\n    build_memory: "{bad}"\n')
+        with pytest.raises(ConfigError, match=r"index\.postgres\.build_memory"):
+            load_config(file, environ={})
